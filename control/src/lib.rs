@@ -1,0 +1,1 @@
+//! hawker's control plane.
