@@ -1,1 +1,2 @@
 //! hawker's control plane.
+pub mod proto;
