@@ -20,7 +20,7 @@ pub mod digest;
 // pub mod http;
 pub mod ids;
 pub mod layout;
-// pub mod vortex;
+pub mod vortex;
 
 pub use ids::TaskId;
 pub use layout::{Layout, PieceRange};
