@@ -62,7 +62,7 @@ pub const REQUEST_BUFFER_LEN: usize = 4096;
 
 // The decoder only ever needs a whole request (or an Error header plus its code byte) buffered.
 const _: () = assert!(REQUEST_BUFFER_LEN >= HEADER_LEN + DOWNLOAD_PIECE_VALUE_LEN);
-const _: () = assert!(REQUEST_BUFFER_LEN >= HEADER_LEN + 1);
+const _: () = assert!(REQUEST_BUFFER_LEN > HEADER_LEN);
 const _: () = assert!(METADATA_FIXED_LEN == 4 + 8 + 8 + 4 + 4 + 1 + 8 + 8);
 const _: () = assert!(MAX_METADATA_LEN as usize >= METADATA_FIXED_LEN + 2 * 256);
 
