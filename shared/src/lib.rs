@@ -17,7 +17,7 @@
 //! suffices. `docs/protocol.md` describes the same formats for humans.
 
 pub mod digest;
-// pub mod http;
+pub mod http;
 pub mod ids;
 pub mod layout;
 pub mod vortex;
