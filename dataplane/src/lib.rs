@@ -1,1 +1,3 @@
 //! hawker's data plane.
+
+pub mod store;
