@@ -754,15 +754,12 @@ impl Store {
         match quarantine(&self.paths.quarantine, label, &existing) {
             Ok(dest) => tracing::warn!(
                 task = label,
-                reason,
-                moved_to = %dest.display(),
                 "store: quarantined {label}: {reason}; moved [{}] to {}; it will not be served",
                 names.join(", "),
                 dest.display()
             ),
             Err(e) => tracing::warn!(
                 task = label,
-                reason,
                 "store: task {label} is corrupt ({reason}) and could not be moved to quarantine ({e}); it will not be served"
             ),
         }

@@ -391,13 +391,15 @@ impl TaskWriter {
         if let Some(data) = self.data.as_ref() {
             data.sync_all().map_err(io_err("fsync", &partial))?;
         }
-        std::fs::rename(&partial, &data_path)
-            .map_err(io_err("rename partial content to", &data_path))?;
-        fsync_dir(&self.paths.tasks)?;
-        let _ = task.sha256.set(actual);
-        // Build the complete metadata from the task before publishing it.
+        // A retry after a failure past the rename finds the content already renamed.
+        if partial.exists() || !data_path.exists() {
+            std::fs::rename(&partial, &data_path)
+                .map_err(io_err("rename partial content to", &data_path))?;
+            fsync_dir(&self.paths.tasks)?;
+        }
         let mut meta = task.meta();
         meta.state = TaskState::Complete;
+        meta.sha256 = Some(actual.clone());
         meta.piece_digests = (0..task.layout.piece_count())
             .map(|n| task.piece_digest(n).unwrap_or_default())
             .collect();
@@ -405,6 +407,8 @@ impl TaskWriter {
         atomic_write(&self.paths.tmp, id.as_str(), &self.paths.meta(&id), &json)?;
         unlink_if_exists(&self.paths.journal(&id))?;
         fsync_dir(&self.paths.tasks)?;
+        // Publish: sha256 first, then the complete flag (Release) that readers check.
+        let _ = task.sha256.set(actual);
         task.complete.store(true, Ordering::Release);
         Ok(task)
     }
