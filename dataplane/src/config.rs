@@ -1,0 +1,157 @@
+//! Serving configuration: every bound of the data plane, named with its unit.
+//!
+//! The relationships between bounds are checked once, in [`ServeConfig::validate`], so the
+//! per-core loop can rely on them without re-checking.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How piece bodies leave the process. See `docs/architecture.md` ("send strategies").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SendMode {
+    /// Per socket: `sendfile` towards loopback, `zerocopy` elsewhere, falling back to `sendfile`
+    /// on a socket whose zero-copy sends the kernel reports as copied.
+    Auto,
+    /// `IORING_OP_SEND` from the read-only mapping: the kernel copies into the socket buffer.
+    Copy,
+    /// `IORING_OP_SEND_ZC` from the mapping with `IORING_SEND_ZC_REPORT_USAGE`; the piece is
+    /// held until the kernel's notification. In-flight bytes are bounded by RLIMIT_MEMLOCK.
+    Zerocopy,
+    /// Write readiness from the ring, then `sendfile(2)` at an explicit offset.
+    Sendfile,
+}
+
+impl SendMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendMode::Auto => "auto",
+            SendMode::Copy => "copy",
+            SendMode::Zerocopy => "zerocopy",
+            SendMode::Sendfile => "sendfile",
+        }
+    }
+}
+
+impl std::str::FromStr for SendMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(SendMode::Auto),
+            "copy" => Ok(SendMode::Copy),
+            "zerocopy" => Ok(SendMode::Zerocopy),
+            "sendfile" => Ok(SendMode::Sendfile),
+            other => Err(format!(
+                "unknown send mode {other:?}: expected auto, copy, zerocopy or sendfile"
+            )),
+        }
+    }
+}
+
+/// Everything one serving process needs to know. Defaults suit a seed host with 4 MiB pieces.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Where Vortex (Dragonfly's TCP piece protocol) is served.
+    pub vortex_listen: SocketAddr,
+    /// Where HTTP/1.1 (pieces, ranges, /healthz, /metrics) is served.
+    pub http_listen: SocketAddr,
+    /// CPUs to run one pinned serving thread on, each with its own ring and listeners.
+    pub cores: Vec<usize>,
+    pub send_mode: SendMode,
+    /// Open connections a core accepts; past it, new connections are closed at once.
+    pub max_connections_per_core: u32,
+    /// Body bytes handed to the kernel per send operation: the unit of round-robin between
+    /// connections, so a fast reader cannot starve the others.
+    pub send_chunk_bytes: u32,
+    /// Zero-copy bytes in flight (sent, not yet notified) per core; derived from RLIMIT_MEMLOCK
+    /// at start-up by [`crate::sys::raise_memlock`]. 0 disables zero copy.
+    pub zerocopy_inflight_bytes_per_core: u64,
+    /// An HTTP request head larger than this is answered 431 and the connection closed.
+    pub max_request_head_bytes: usize,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// A request whose bytes started arriving must be complete within this (slowloris bound).
+    pub request_timeout: Duration,
+    /// A response that makes no progress for this long (a peer that stopped reading) is aborted.
+    pub send_stall_timeout: Duration,
+    /// After SIGTERM: /healthz answers 503 for this long while still accepting, so a load
+    /// balancer's health checks see the drain before the listeners close.
+    pub drain_grace: Duration,
+    /// After the grace period: in-flight responses may finish for at most this long.
+    pub drain_timeout: Duration,
+    /// Entries in each core's submission queue.
+    pub ring_entries: u32,
+    /// Messages the control plane may queue to one core before it waits (the edge's depth).
+    pub edge_queue_depth: usize,
+    /// Bind even if the address is not (yet) configured on this host (IP_FREEBIND): a VIP on
+    /// `lo` may be added after start.
+    pub freebind: bool,
+    /// TCP_MAXSEG for accepted connections, for tunnelled (IPIP DSR) paths; None = kernel's.
+    pub tcp_max_segment: Option<u32>,
+    /// listen(2) backlog per listener.
+    pub listen_backlog: i32,
+}
+
+impl ServeConfig {
+    pub const DEFAULT_VORTEX_PORT: u16 = 4015;
+    pub const DEFAULT_HTTP_PORT: u16 = 4080;
+
+    pub fn new(vortex_listen: SocketAddr, http_listen: SocketAddr, cores: Vec<usize>) -> Self {
+        ServeConfig {
+            vortex_listen,
+            http_listen,
+            cores,
+            send_mode: SendMode::Auto,
+            max_connections_per_core: 4096,
+            send_chunk_bytes: 256 * 1024,
+            zerocopy_inflight_bytes_per_core: 0,
+            max_request_head_bytes: hawker_shared::http::MAX_REQUEST_HEAD_BYTES,
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
+            send_stall_timeout: Duration::from_secs(30),
+            drain_grace: Duration::ZERO,
+            drain_timeout: Duration::from_secs(30),
+            ring_entries: 1024,
+            edge_queue_depth: 1024,
+            freebind: true,
+            tcp_max_segment: None,
+            listen_backlog: 4096,
+        }
+    }
+
+    /// Checks the relationships between bounds; the message says which flag to change.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.cores.is_empty() {
+            return Err("--cores lists no CPU".into());
+        }
+        if self.max_connections_per_core == 0 || self.max_connections_per_core > (1 << 20) {
+            return Err("--max-connections-per-core must be in 1..=1048576".into());
+        }
+        if !(4096..=64 << 20).contains(&self.send_chunk_bytes) {
+            return Err("--send-chunk-bytes must be in 4096..=67108864".into());
+        }
+        if self.max_request_head_bytes < 512 || self.max_request_head_bytes > 64 * 1024 {
+            return Err("--max-request-head-bytes must be in 512..=65536".into());
+        }
+        if !(64..=32768).contains(&self.ring_entries) {
+            return Err("--ring-entries must be in 64..=32768".into());
+        }
+        if self.edge_queue_depth == 0 {
+            return Err("--edge-queue-depth must be at least 1".into());
+        }
+        if let Some(mss) = self.tcp_max_segment {
+            if !(536..=65495).contains(&mss) {
+                return Err("--tcp-max-segment must be in 536..=65495 bytes".into());
+            }
+        }
+        for d in [
+            self.idle_timeout,
+            self.request_timeout,
+            self.send_stall_timeout,
+        ] {
+            if d.is_zero() {
+                return Err("timeouts must be longer than zero".into());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,241 @@
+//! End to end over real sockets: every piece over Vortex and HTTP, for every send strategy,
+//! Range edge cases, Vortex error handling.
+
+mod common;
+
+use common::*;
+use hawker_dataplane::SendMode;
+use hawker_shared::vortex::{ErrorCode, Tag};
+
+/// Empty, one byte, exactly one piece, one byte over, several pieces (4 MiB each).
+const SIZES: [usize; 5] = [0, 1, 4 * MIB, 4 * MIB + 1, 3 * 4 * MIB + 12345];
+
+fn fetch_everything(mode: SendMode) {
+    let srv = TestServer::start(&SIZES, config(mode));
+    // One Vortex connection for everything: a kept-alive connection serves many pieces.
+    let mut v = connect(srv.vortex);
+    let mut h = connect(srv.http);
+    for t in &srv.tasks {
+        assert_eq!(
+            t.layout.piece_count() as usize,
+            t.content.len().div_ceil(4 * MIB)
+        );
+        for n in 0..t.layout.piece_count() {
+            match vortex_request(&mut v, Tag::DownloadPiece, &t.id, n).unwrap() {
+                VortexReply::Piece {
+                    number,
+                    offset,
+                    digest,
+                    bytes,
+                    tag,
+                } => {
+                    assert_eq!((number, tag), (n, Tag::PieceContent));
+                    assert_eq!(offset, t.layout.piece(n).unwrap().offset);
+                    check_piece(t, n, &digest, &bytes);
+                }
+                other => panic!("{mode:?}: piece {n} of {}: {other:?}", t.id),
+            }
+            let r =
+                http_request(&mut h, "GET", &format!("/tasks/{}/pieces/{n}", t.id), &[]).unwrap();
+            assert_eq!(r.status, 200);
+            let digest = r
+                .header("X-Hawker-Piece-Digest")
+                .expect("digest header")
+                .to_string();
+            check_piece(t, n, &digest, &r.body);
+        }
+        let r = http_request(&mut h, "GET", &format!("/tasks/{}", t.id), &[]).unwrap();
+        assert_eq!(r.status, 200);
+        assert!(r.body == t.content, "{mode:?}: whole task {} differs", t.id);
+    }
+    // The metrics say which strategy moved the bytes.
+    let m = http_request(&mut h, "GET", "/metrics", &[]).unwrap();
+    let text = String::from_utf8(m.body).unwrap();
+    let strategy = match mode {
+        SendMode::Copy => "copy",
+        SendMode::Zerocopy => "zerocopy",
+        SendMode::Sendfile | SendMode::Auto => "sendfile",
+    };
+    let moved: u64 = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("hawker_send_bytes_total{")
+                && l.contains(&format!("strategy=\"{strategy}\""))
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(moved > 0, "{mode:?}: no bytes moved by {strategy}:\n{text}");
+}
+
+#[test]
+fn every_piece_copy() {
+    fetch_everything(SendMode::Copy);
+}
+
+#[test]
+fn every_piece_zerocopy() {
+    fetch_everything(SendMode::Zerocopy);
+}
+
+#[test]
+fn every_piece_sendfile() {
+    fetch_everything(SendMode::Sendfile);
+}
+
+#[test]
+fn every_piece_auto() {
+    fetch_everything(SendMode::Auto);
+}
+
+#[test]
+fn range_edge_cases() {
+    let srv = TestServer::start(&[0, 1, 4 * MIB + 100], config(SendMode::Auto));
+    let mut h = connect(srv.http);
+    let [empty, one, big] = &srv.tasks[..] else {
+        unreachable!()
+    };
+    let path = |t: &Imported| format!("/tasks/{}", t.id);
+    let len = big.content.len();
+    let cases: Vec<(&str, u16, Option<(usize, usize)>)> = vec![
+        ("bytes=0-0", 206, Some((0, 0))),
+        ("bytes=-1", 206, Some((len - 1, len - 1))),
+        ("bytes=5-", 206, Some((5, len - 1))),
+        ("bytes=4194300-4194310", 206, Some((4194300, 4194310))), // across the piece boundary
+        ("bytes=0-999999999", 206, Some((0, len - 1))),           // end clamped
+        ("bytes=-999999999", 206, Some((0, len - 1))),            // suffix longer than content
+        ("bytes=999999999-", 416, None),
+        ("bytes=0-1,5-6", 200, Some((0, len - 1))), // several ranges: ignored, whole content
+        ("bytes=x-y", 200, Some((0, len - 1))),     // unparseable: ignored
+    ];
+    for (range, status, want) in cases {
+        let r = http_request(&mut h, "GET", &path(big), &[("Range", range)]).unwrap();
+        assert_eq!(r.status, status, "Range: {range}");
+        match want {
+            Some((a, b)) => {
+                assert!(r.body == big.content[a..=b], "Range: {range} body");
+                if status == 206 {
+                    assert_eq!(
+                        r.header("Content-Range").unwrap(),
+                        format!("bytes {a}-{b}/{len}")
+                    );
+                }
+            }
+            None => assert_eq!(r.header("Content-Range").unwrap(), format!("bytes */{len}")),
+        }
+    }
+    // One byte and empty content.
+    let r = http_request(&mut h, "GET", &path(one), &[("Range", "bytes=0-0")]).unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (206, &one.content[..]));
+    let r = http_request(&mut h, "GET", &path(empty), &[("Range", "bytes=0-0")]).unwrap();
+    assert_eq!(r.status, 416);
+    let r = http_request(&mut h, "GET", &path(empty), &[]).unwrap();
+    assert_eq!((r.status, r.body.len()), (200, 0));
+    // HEAD: the length, no body; the connection stays usable.
+    let r = http_request(&mut h, "HEAD", &path(big), &[]).unwrap();
+    assert_eq!(
+        (r.status, r.header("Content-Length").unwrap()),
+        (200, len.to_string().as_str())
+    );
+    let r = http_request(&mut h, "GET", "/healthz", &[]).unwrap();
+    assert_eq!(r.status, 200);
+    // Unknown task and piece: 404, connection kept.
+    let r = http_request(&mut h, "GET", &format!("/tasks/{}", "a".repeat(64)), &[]).unwrap();
+    assert_eq!(r.status, 404);
+    let r = http_request(&mut h, "GET", &format!("/tasks/{}/pieces/9", big.id), &[]).unwrap();
+    assert_eq!(r.status, 404);
+    let r = http_request(&mut h, "GET", &format!("/tasks/{}/pieces/1", big.id), &[]).unwrap();
+    assert_eq!(r.status, 200);
+    // A path we cannot route: 404, and the connection is closed (we answer, then close, any
+    // request we could not parse).
+    let r = http_request(&mut h, "GET", "/nope", &[]).unwrap();
+    assert_eq!((r.status, r.header("Connection")), (404, Some("close")));
+    let r = http_request(&mut connect(srv.http), "POST", "/healthz", &[]).unwrap();
+    assert_eq!((r.status, r.header("Allow")), (405, Some("GET, HEAD")));
+}
+
+#[test]
+fn vortex_errors_keep_the_connection_usable() {
+    let srv = TestServer::start(&[4 * MIB + 1], config(SendMode::Auto));
+    let t = &srv.tasks[0];
+    let mut v = connect(srv.vortex);
+    let unknown = hawker_shared::ids::TaskId::parse("b".repeat(64).as_bytes()).unwrap();
+    match vortex_request(&mut v, Tag::DownloadPiece, &unknown, 0).unwrap() {
+        VortexReply::Error { code, .. } => assert_eq!(code, ErrorCode::NotFound),
+        other => panic!("{other:?}"),
+    }
+    match vortex_request(&mut v, Tag::DownloadPiece, &t.id, 2).unwrap() {
+        VortexReply::Error { code, .. } => assert_eq!(code, ErrorCode::NotFound),
+        other => panic!("{other:?}"),
+    }
+    // A reserved tag is skipped by its length; the next request is answered.
+    use std::io::Write;
+    v.write_all(&[9, 100, 0, 0, 0, 5, 1, 2, 3, 4, 5]).unwrap();
+    match vortex_request(&mut v, Tag::DownloadPiece, &t.id, 1).unwrap() {
+        VortexReply::Piece { digest, bytes, .. } => check_piece(t, 1, &digest, &bytes),
+        other => panic!("{other:?}"),
+    }
+    // The other request tags are answered with their own content tags.
+    for (req, resp) in [
+        (Tag::DownloadPersistentPiece, Tag::PersistentPieceContent),
+        (
+            Tag::DownloadPersistentCachePiece,
+            Tag::PersistentCachePieceContent,
+        ),
+        (Tag::DownloadCachePiece, Tag::CachePieceContent),
+    ] {
+        match vortex_request(&mut v, req, &t.id, 0).unwrap() {
+            VortexReply::Piece {
+                tag, digest, bytes, ..
+            } => {
+                assert_eq!(tag, resp);
+                check_piece(t, 0, &digest, &bytes);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Close is honoured: the server closes its side.
+    v.write_all(&[1, 254, 0, 0, 0, 0]).unwrap();
+    let mut buf = [0u8; 1];
+    use std::io::Read;
+    assert_eq!(
+        v.read(&mut buf).unwrap(),
+        0,
+        "server must close after Close"
+    );
+}
+
+/// The real client's own codec (vortex-protocol 0.2.0) against our server's bytes.
+#[test]
+fn the_reference_codec_reads_our_replies() {
+    use bytes::BytesMut;
+    use std::io::{Read, Write};
+    use vortex_protocol::tlv::download_piece::DownloadPiece;
+    use vortex_protocol::tlv::piece_metadata::METADATA_LENGTH_SIZE;
+    use vortex_protocol::{Header, Message, HEADER_SIZE};
+    let srv = TestServer::start(&[4 * MIB + 7], config(SendMode::Auto));
+    let t = &srv.tasks[0];
+    let mut s = connect(srv.vortex);
+    for n in 0..2u32 {
+        let req = DownloadPiece::new(t.id.to_string(), n);
+        let mut buf = BytesMut::new();
+        req.encode_packet(&mut buf);
+        s.write_all(&buf).unwrap();
+        let mut h = [0u8; HEADER_SIZE];
+        s.read_exact(&mut h).unwrap();
+        let header = Header::decode(&h).unwrap();
+        assert_eq!(header.tag(), vortex_protocol::tlv::Tag::PieceContent);
+        // As dfdaemon 1.5.10 does: read the metadata length, then the metadata.
+        let mut l = [0u8; METADATA_LENGTH_SIZE];
+        s.read_exact(&mut l).unwrap();
+        let mlen = u32::from_be_bytes(l) as usize;
+        assert_eq!(header.length() as usize, METADATA_LENGTH_SIZE + mlen);
+        let mut value = l.to_vec();
+        value.resize(METADATA_LENGTH_SIZE + mlen, 0);
+        s.read_exact(&mut value[METADATA_LENGTH_SIZE..]).unwrap();
+        let pc = vortex_protocol::tlv::piece_content::PieceContent::decode(&value).unwrap();
+        let mut bytes = vec![0u8; pc.metadata.length as usize];
+        s.read_exact(&mut bytes).unwrap();
+        assert_eq!(pc.metadata.number, n);
+        check_piece(t, n, &pc.metadata.digest, &bytes);
+    }
+}
