@@ -239,3 +239,105 @@ fn the_reference_codec_reads_our_replies() {
         check_piece(t, n, &pc.metadata.digest, &bytes);
     }
 }
+
+/// A task being seeded is served piece by piece as the edge announces each one.
+#[test]
+fn a_task_is_served_while_its_pieces_arrive() {
+    use hawker_dataplane::edge::EdgeMsg;
+    use hawker_dataplane::store::{Store, Verify};
+    use hawker_shared::layout::Layout;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&tmp.path().join("data"), Verify::Full).unwrap();
+    let content = random_bytes(3 * 4 * MIB + 5, 99);
+    let layout = Layout::for_content(content.len() as u64);
+    let id = hawker_shared::ids::task_id_from_content(&content);
+    let (task, mut writer) = store.begin(id, None, layout).unwrap();
+    let piece = |n: u32| {
+        let r = layout.piece(n).unwrap();
+        &content[r.offset as usize..(r.offset + r.length) as usize]
+    };
+    writer.write_piece(1, piece(1)).unwrap();
+    let server =
+        hawker_dataplane::Server::start(config(SendMode::Auto), vec![task.clone()]).unwrap();
+    let imported = Imported {
+        id,
+        content: content.clone(),
+        layout,
+    };
+    let mut v = connect(server.vortex_addr);
+    let mut h = connect(server.http_addr);
+    let get =
+        |v: &mut std::net::TcpStream, n| vortex_request(v, Tag::DownloadPiece, &id, n).unwrap();
+    // Landed before start: served. Not landed: not found, over both protocols.
+    assert!(matches!(get(&mut v, 1), VortexReply::Piece { .. }));
+    assert!(matches!(
+        get(&mut v, 0),
+        VortexReply::Error {
+            code: ErrorCode::NotFound,
+            ..
+        }
+    ));
+    let r = http_request(&mut h, "GET", &format!("/tasks/{id}/pieces/0"), &[]).unwrap();
+    assert_eq!(r.status, 404);
+    let r = http_request(
+        &mut h,
+        "GET",
+        &format!("/tasks/{id}"),
+        &[("Range", "bytes=0-10")],
+    )
+    .unwrap();
+    assert_eq!(r.status, 503);
+    // Written but not yet announced: still not served (the edge is the only way in).
+    writer.write_piece(0, piece(0)).unwrap();
+    assert!(matches!(get(&mut v, 0), VortexReply::Error { .. }));
+    server.edge().broadcast(EdgeMsg::PieceLanded {
+        task: id,
+        number: 0,
+    });
+    // Every core learns it within one loop turn; poll a few times on fresh connections.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mut c = connect(server.vortex_addr);
+        if let VortexReply::Piece { digest, bytes, .. } = get(&mut c, 0) {
+            check_piece(&imported, 0, &digest, &bytes);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "piece 0 never became servable"
+        );
+    }
+    let r = http_request(
+        &mut h,
+        "GET",
+        &format!("/tasks/{id}"),
+        &[("Range", "bytes=0-10")],
+    )
+    .unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (206, &content[0..=10]));
+    for n in 2..layout.piece_count() {
+        writer.write_piece(n, piece(n)).unwrap();
+    }
+    let done = writer.finish(None).unwrap();
+    assert!(done.is_complete());
+    server.edge().broadcast(EdgeMsg::TaskCompleted { task: id });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let r = http_request(
+        &mut connect(server.http_addr),
+        "GET",
+        &format!("/tasks/{id}"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body == content);
+    // Removed: gone from every core.
+    server.edge().broadcast(EdgeMsg::TaskRemoved { task: id });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(matches!(
+        get(&mut connect(server.vortex_addr), 1),
+        VortexReply::Error { .. }
+    ));
+    server.drain();
+    server.join().unwrap();
+}

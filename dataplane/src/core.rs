@@ -757,7 +757,8 @@ impl Core {
 
     fn http_error(&mut self, slot: usize, status: u16, reason: &str, kind: ErrorKind) {
         inc(&self.metrics().errors[kind as usize]);
-        let close = status != 404 && status != 416;
+        // Only a head we could not take in full leaves the stream in an unknown state.
+        let close = status == 431;
         let c = self.conn(slot);
         if close {
             c.close_after = true;
