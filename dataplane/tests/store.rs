@@ -637,3 +637,68 @@ fn store_rescan_picks_up_imports_and_removals() {
     assert!(!store.remove(&m2.id).unwrap());
     assert!(tasks_files(&dir).is_empty());
 }
+
+/// Measurement for docs/store.md, not a test: how long `Store::open` takes for one 1 GiB task.
+/// `cargo test -p hawker-dataplane --test store store_measure -- --ignored --nocapture`
+/// (`HAWKER_STORE_MEASURE_MIB` changes the size; the content file is evicted from the page cache with
+/// posix_fadvise(DONTNEED) for the cold run).
+#[test]
+#[ignore]
+fn store_measure_open_verify_cost() {
+    let mib: usize = std::env::var("HAWKER_STORE_MEASURE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let block = content(4 * MIB, 11);
+    let layout = Layout::new((mib * MIB) as u64, 4 * MIB as u64).unwrap();
+    let id = TaskId::from_sha256(&[9u8; 32]);
+    let t0 = std::time::Instant::now();
+    {
+        let mut store = Store::open(&dir, Verify::Full).unwrap();
+        let (_, mut w) = store.begin(id, None, layout).unwrap();
+        for n in w.missing() {
+            let len = layout.piece(n).unwrap().length as usize;
+            w.write_piece(n, &block[..len]).unwrap();
+        }
+        w.finish(None).unwrap();
+    }
+    println!(
+        "setup (begin + {} write_piece + finish): {:?}",
+        layout.piece_count(),
+        t0.elapsed()
+    );
+    let data = dir.join("tasks").join(format!("{id}.data"));
+    let evict = || {
+        let f = fs::File::open(&data).unwrap();
+        f.sync_all().unwrap();
+        // SAFETY: plain syscall on an fd we own.
+        let rc = unsafe {
+            libc::posix_fadvise(
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                0,
+                0,
+                libc::POSIX_FADV_DONTNEED,
+            )
+        };
+        assert_eq!(rc, 0);
+    };
+    for (label, verify, cold) in [
+        ("Quick", Verify::Quick, true),
+        ("Full, cold page cache", Verify::Full, true),
+        ("Full, warm page cache", Verify::Full, false),
+    ] {
+        if cold {
+            evict();
+        }
+        let t = std::time::Instant::now();
+        let store = Store::open(&dir, verify).unwrap();
+        let took = t.elapsed();
+        assert!(store.get(&id).is_some());
+        println!(
+            "open {label} ({mib} MiB): {took:?} = {:.0} MiB/s",
+            mib as f64 / took.as_secs_f64()
+        );
+    }
+}
