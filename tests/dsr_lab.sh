@@ -199,7 +199,12 @@ if [[ -z $hawker ]]; then
     fi
     hawker="$repo/target/debug/hawker"
 fi
-[[ -x $hawker ]] || skip_all "hawker binary '$hawker' does not exist or is not executable"
+if [[ ! -x $hawker ]]; then
+    echo "FAIL: hawker binary '$hawker' does not exist or is not executable"
+    failed=$((failed + 1))
+    summary
+    exit 1
+fi
 hawker=$(cd "$(dirname "$hawker")" && pwd)/$(basename "$hawker")
 if ! "$hawker" serve --help >/dev/null 2>&1; then
     skip_all "'$hawker' has no 'serve' subcommand yet (try --hawker tests/dsr/standin_hawker.py to check the lab itself)"
