@@ -702,3 +702,43 @@ fn store_measure_open_verify_cost() {
         );
     }
 }
+
+#[test]
+fn store_begin_larger_than_the_free_space_fails_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let mut store = Store::open(&dir, Verify::Full).unwrap();
+    let st = nix::sys::statvfs::statvfs(&dir).unwrap();
+    let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+    let want = free + (1 << 30);
+    if want > hawker_dataplane::store::MAX_CONTENT_LENGTH_BYTES {
+        eprintln!("skipped: {free} bytes free, more than the store's bound");
+        return;
+    }
+    let id = TaskId::from_sha256(&[6u8; 32]);
+    let layout = Layout::new(want, 64 << 20).unwrap();
+    let err = store.begin(id, None, layout).unwrap_err();
+    assert!(matches!(err, StoreError::NoSpace { .. }), "{err}");
+    assert!(err.to_string().contains("free space"), "{err}");
+    assert!(tasks_files(&dir).is_empty(), "{:?}", tasks_files(&dir));
+    assert!(store.get(&id).is_none());
+    // The store is still usable.
+    let (_, w) = store.begin(id, None, small_layout(10)).unwrap();
+    assert_eq!(w.missing(), vec![0]);
+}
+
+#[test]
+fn store_import_errors_leave_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let err = import_file(&dir, tmp.path(), None).unwrap_err();
+    assert!(matches!(err, StoreError::NotRegularFile { .. }), "{err}");
+    let err = import_file(&dir, &tmp.path().join("missing"), None).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    let long = format!("http://o/{}", "a".repeat(9000));
+    let src = write_src(tmp.path(), "f", b"x");
+    let err = import_file(&dir, &src, Some(&long)).unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+    assert!(tasks_files(&dir).is_empty());
+    assert_eq!(fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
+}

@@ -189,3 +189,25 @@ pub(crate) fn unlink_if_exists(path: &Path) -> Result<bool, StoreError> {
         Err(e) => Err(io_err("unlink", path)(e)),
     }
 }
+
+/// Fails with [`StoreError::NoSpace`] when the filesystem holding `fd` has fewer than `needed_bytes`
+/// available to this user, so a large reservation fails up front instead of filling the disk first.
+/// If statvfs itself fails, it does not block the write (the write's own ENOSPC still applies).
+pub(crate) fn check_free_space<Fd: std::os::fd::AsFd>(
+    fd: Fd,
+    path: &Path,
+    needed_bytes: u64,
+) -> Result<(), StoreError> {
+    let Ok(st) = nix::sys::statvfs::fstatvfs(fd) else {
+        return Ok(());
+    };
+    // fsblkcnt_t and c_ulong are u64 on 64-bit Linux but not everywhere.
+    #[allow(clippy::unnecessary_cast)]
+    let available = (st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64);
+    if available < needed_bytes {
+        return Err(StoreError::NoSpace {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}

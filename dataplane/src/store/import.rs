@@ -78,6 +78,7 @@ pub fn import_file(dir: &Path, file: &Path, url: Option<&str>) -> Result<TaskMet
 
     let mut tmp = TmpFile::create(&paths.tmp, "import")?;
     let tmp_path = tmp.path.clone();
+    super::fsutil::check_free_space(&*tmp.file(), &tmp_path, len)?;
     let (sha, crcs) = copy_hashing(&mut src, tmp.file(), file, &tmp_path, layout)?;
 
     let id = url_id.unwrap_or_else(|| TaskId::from_sha256(&sha));

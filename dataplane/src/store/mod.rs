@@ -39,7 +39,7 @@ mod watch;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -944,6 +944,9 @@ fn preallocate(file: &File, path: &Path, len: u64) -> Result<(), StoreError> {
         value: len,
         max: libc::off_t::MAX as u64,
     })?;
+    // Already allocated (a resumed journal) needs nothing more; otherwise check before reserving.
+    let allocated = file.metadata().map(|m| m.blocks() * 512).unwrap_or(0);
+    fsutil::check_free_space(file, path, len.saturating_sub(allocated))?;
     match nix::fcntl::posix_fallocate(file, 0, off_len) {
         Ok(()) => Ok(()),
         Err(nix::errno::Errno::ENOSPC) | Err(nix::errno::Errno::EDQUOT) => {
