@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod health;
+pub mod origin;
 pub mod proto;
 pub mod scheduler;
 pub mod seed;
