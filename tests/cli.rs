@@ -133,7 +133,13 @@ fn sigterm_drains_healthz_then_finishes_in_flight_pieces_and_exits_zero() {
         &["--drain-grace-ms", "1500", "--drain-timeout-ms", "10000"],
     );
     // Start a piece and read it slowly, so it is in flight when SIGTERM arrives.
-    let mut slow = connect(v);
+    // A small receive window keeps most of the piece on the server side while we dawdle.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(64 * 1024).unwrap();
+    sock.connect(&v.into()).unwrap();
+    let mut slow: std::net::TcpStream = sock.into();
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let req = hawker_shared::vortex::DownloadPiece {
         task_id,
         piece_number: 2,
@@ -150,10 +156,35 @@ fn sigterm_drains_healthz_then_finishes_in_flight_pieces_and_exits_zero() {
     let r = http_request(&mut hc, "GET", "/healthz", &[]).unwrap();
     assert_eq!(r.status, 503);
     assert_eq!(r.body, b"draining");
+    // Past the grace period, while the piece is still in flight: Vortex takes no new
+    // connection, HTTP still answers /healthz 503 and refuses piece work with 503.
+    std::thread::sleep(Duration::from_millis(1600));
+    let refused = match std::net::TcpStream::connect(v) {
+        Err(_) => true,
+        Ok(mut s) => {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = s.write_all(&req);
+            let mut b = [0u8; 1];
+            matches!(s.read(&mut b), Ok(0) | Err(_))
+        }
+    };
+    assert!(
+        refused,
+        "a new Vortex connection was served during the drain"
+    );
+    let r = http_request(&mut connect(h), "GET", "/healthz", &[]).unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (503, b"draining".as_slice()));
+    let r = http_request(
+        &mut connect(h),
+        "GET",
+        &format!("/tasks/{id}/pieces/0"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(r.status, 503);
     // The in-flight piece completes, byte for byte.
     let mut rest = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
-    std::thread::sleep(Duration::from_millis(500));
     while rest.len() + first.len() < 4 * MIB + 200 {
         match slow.read(&mut buf) {
             Ok(0) => break,

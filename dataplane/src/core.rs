@@ -205,7 +205,11 @@ pub struct Core {
     zc_inflight_bytes: u64,
     zc_charge_bytes: u64,
     drain_started: Option<Instant>,
-    listeners_closing: bool,
+    /// Per listener (by `Proto`): its accept is being cancelled; it closes when that completes.
+    closing: [bool; 2],
+    /// Past the drain grace: no new piece work is taken (Vortex listener closed, HTTP answers
+    /// 503 to anything but /healthz and /metrics).
+    stop_work: bool,
 }
 
 impl Core {
@@ -240,7 +244,8 @@ impl Core {
             // What one SEND_ZC of a full chunk charges against RLIMIT_MEMLOCK: len/4096 + 2 pages.
             zc_charge_bytes: (chunk / 4096 + 2) * 4096,
             drain_started: None,
-            listeners_closing: false,
+            closing: [false; 2],
+            stop_work: false,
         };
         for t in setup.tasks {
             core.tasks.insert(*t.id(), LocalTask::new(t));
@@ -404,7 +409,7 @@ impl Core {
     fn on_accept(&mut self, proto: Proto, res: i32, flags: u32) {
         if !cqueue::more(flags) {
             self.accept_armed[proto as usize] = false;
-            if self.listeners_closing {
+            if self.closing[proto as usize] {
                 // The cancel went through: the listener can go.
                 self.listeners[proto as usize] = None;
             } else {
@@ -430,7 +435,7 @@ impl Core {
         }
         // SAFETY: a successful accept returns a new descriptor that we now own.
         let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(res) };
-        if self.live >= self.cfg.max_connections_per_core || self.listeners_closing {
+        if self.live >= self.cfg.max_connections_per_core || self.closing[proto as usize] {
             inc(&self.metrics().errors[ErrorKind::ConnectionLimit as usize]);
             return; // dropping `fd` closes it
         }
@@ -585,7 +590,7 @@ impl Core {
                     if c.rlen == 0 {
                         c.request_started = false;
                         c.deadline = now + idle;
-                        if self.drain_started.is_some() && self.listeners_closing {
+                        if self.stop_work {
                             self.begin_close(slot);
                             return;
                         }
@@ -786,6 +791,9 @@ impl Core {
             self.conn(slot).close_after = true;
         }
         let head_only = req.method == Method::Head;
+        if self.stop_work && matches!(req.route, Route::Piece { .. } | Route::Task { .. }) {
+            return self.http_error(slot, 503, "draining", ErrorKind::NotAvailable);
+        }
         match req.route {
             Route::Healthz => {
                 let h = self.shared.health();
@@ -1282,25 +1290,18 @@ impl Core {
         }
     }
 
-    /// Drain progress: after the grace period close the listeners and idle connections; after
-    /// the drain timeout cut whatever is left.
+    /// Drain progress. After the grace period: the Vortex listener closes, idle connections
+    /// close, and HTTP takes no new piece work but keeps answering /healthz (503 draining) so a
+    /// load balancer's checks see the drain. Once no response body is in flight, or after the
+    /// drain timeout, the HTTP listener closes and every connection is cut.
     fn drain_tick(&mut self) {
         let Some(started) = self.drain_started else {
             return;
         };
         let now = self.now;
-        if !self.listeners_closing && now >= started + self.cfg.drain_grace {
-            self.listeners_closing = true;
-            for proto in Proto::ALL {
-                if self.accept_armed[proto as usize] {
-                    let e = opcode::AsyncCancel::new(ud(K_ACCEPT, 0, proto as usize))
-                        .build()
-                        .user_data(ud(K_CANCEL, 0, 0));
-                    self.push(e);
-                } else {
-                    self.listeners[proto as usize] = None;
-                }
-            }
+        if !self.stop_work && now >= started + self.cfg.drain_grace {
+            self.stop_work = true;
+            self.close_listener(Proto::Vortex);
             for slot in 0..self.slots.len() {
                 let Some(c) = self.slots[slot].conn.as_mut() else {
                     continue;
@@ -1312,12 +1313,42 @@ impl Core {
                 }
             }
         }
-        if now >= started + self.cfg.drain_grace + self.cfg.drain_timeout {
+        if !self.stop_work {
+            return;
+        }
+        let in_flight = self.slots.iter().any(|s| {
+            s.conn
+                .as_ref()
+                .is_some_and(|c| c.phase == Phase::Writing && c.body.is_some())
+        });
+        let timed_out = now >= started + self.cfg.drain_grace + self.cfg.drain_timeout;
+        if !in_flight || timed_out {
+            self.close_listener(Proto::Http);
             for slot in 0..self.slots.len() {
                 if self.slots[slot].conn.is_some() {
+                    if timed_out {
+                        inc(&self.metrics().errors[ErrorKind::SendStall as usize]);
+                    }
                     self.begin_close(slot);
+                    self.maybe_free(slot);
                 }
             }
+        }
+    }
+
+    fn close_listener(&mut self, proto: Proto) {
+        let i = proto as usize;
+        if self.closing[i] {
+            return;
+        }
+        self.closing[i] = true;
+        if self.accept_armed[i] {
+            let e = opcode::AsyncCancel::new(ud(K_ACCEPT, 0, i))
+                .build()
+                .user_data(ud(K_CANCEL, 0, 0));
+            self.push(e);
+        } else {
+            self.listeners[i] = None;
         }
     }
 }
