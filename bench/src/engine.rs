@@ -313,7 +313,9 @@ fn worker(index: usize, threads: usize, shared: &Arc<Shared>) -> Result<WorkerRe
                             Some(s)
                         }
                         Err(e) => {
-                            totals.borrow_mut().error(e.kind, &e.message);
+                            let mut totals = totals.borrow_mut();
+                            totals.error(e.kind, &e.message);
+                            totals.preconnect_failures += 1;
                             None
                         }
                     }

@@ -329,8 +329,11 @@ pub struct Summary {
     pub pieces: u64,
     /// Their content bytes.
     pub bytes: u64,
-    /// Requests attempted: pieces + errors.
+    /// Requests attempted: pieces + errors - preconnect_failures.
     pub requests: u64,
+    /// Initial connects (before t0) that failed: counted in `errors` as `connect`, not in
+    /// `requests`.
+    pub preconnect_failures: u64,
     /// TCP connections opened, initial ones included.
     pub connects: u64,
     /// Throughput.
@@ -456,9 +459,9 @@ impl Summary {
                 .map(|(k, n)| format!("{k} {n}"))
                 .collect();
             problems.push(format!(
-                "{} of {} requests failed ({})",
+                "{} errors in {} requests ({})",
                 errors.total,
-                errors.total + counts.pieces,
+                (counts.pieces + errors.total).saturating_sub(totals.preconnect_failures),
                 kinds.join(", ")
             ));
         }
@@ -477,7 +480,8 @@ impl Summary {
             elapsed_s,
             pieces: counts.pieces,
             bytes: counts.bytes,
-            requests: counts.pieces + errors.total,
+            requests: (counts.pieces + errors.total).saturating_sub(totals.preconnect_failures),
+            preconnect_failures: totals.preconnect_failures,
             connects: totals.connects,
             throughput: Throughput {
                 bytes_per_s,
@@ -582,11 +586,12 @@ impl Summary {
                 .map(|(k, n)| format!("{k} {n}"))
                 .collect();
             out.push_str(&format!(
-                "errors       {} of {} requests: {} ({} connects)\n",
+                "errors       {} in {} requests: {} ({} connects, {} failed before the start)\n",
                 self.errors.total,
                 self.requests,
                 kinds.join(", "),
-                self.connects
+                self.connects,
+                self.preconnect_failures
             ));
             for (kind, sample) in &self.errors.samples {
                 out.push_str(&format!("  first {kind}: {sample}\n"));
@@ -727,5 +732,31 @@ mod tests {
         assert_eq!(v["ok"], false);
         assert_eq!(v["errors"]["by_kind"]["bad_digest"], 1);
         assert_eq!(v["requests"], 101);
+    }
+
+    #[test]
+    fn svg_renders_full_and_empty_runs() {
+        let (outcome, monitor) = outcome(true);
+        let summary = Summary::build(info(), &outcome, &monitor, procstat::self_cpu());
+        let picture = crate::svg::render(&summary);
+        assert!(picture.starts_with("<svg") && picture.ends_with("</svg>\n"));
+        assert_eq!(
+            picture.matches("<polyline").count(),
+            5,
+            "throughput + 4 latency lines"
+        );
+        assert!(picture.contains("FAILED"));
+
+        let empty = Monitor::new(false, None);
+        let nothing = RunOutcome {
+            totals: Totals::default(),
+            elapsed: Duration::ZERO,
+            threads: 1,
+            aborted: true,
+        };
+        let summary = Summary::build(info(), &nothing, &empty, procstat::self_cpu());
+        assert!(!summary.ok);
+        let picture = crate::svg::render(&summary);
+        assert!(picture.contains("no data") && picture.ends_with("</svg>\n"));
     }
 }

@@ -198,6 +198,9 @@ pub struct Totals {
     pub recorded: Recorded,
     /// TCP connections opened (initial and re-connects).
     pub connects: u64,
+    /// Initial connects (before t0) that failed; also counted as `connect` errors, but not as
+    /// requests.
+    pub preconnect_failures: u64,
     /// The first message seen for each error kind, by `ErrorKind` order.
     pub samples: [Option<String>; ErrorKind::ALL.len()],
 }
@@ -220,6 +223,7 @@ impl Totals {
     pub fn merge(&mut self, other: &Totals) {
         self.recorded.merge(&other.recorded);
         self.connects += other.connects;
+        self.preconnect_failures += other.preconnect_failures;
         for (mine, theirs) in self.samples.iter_mut().zip(&other.samples) {
             if mine.is_none() {
                 mine.clone_from(theirs);

@@ -20,6 +20,8 @@ const TOP1: f64 = 80.0;
 const H1: f64 = 220.0;
 const TOP2: f64 = 370.0;
 const H2: f64 = 230.0;
+/// The most decades the latency axis spans (1 us .. 1 hour is under 10).
+const MAX_DECADES: f64 = 12.0;
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -122,29 +124,21 @@ pub fn render(summary: &Summary) -> String {
         .flat_map(|p| [p.p50_us, p.max_us])
         .filter_map(lat_ms)
         .collect();
-    let lo = all
-        .iter()
-        .copied()
-        .fold(f64::INFINITY, f64::min)
-        .max(0.001)
-        .log10()
-        .floor();
-    let hi = all
-        .iter()
-        .copied()
-        .fold(0.0f64, f64::max)
-        .max(0.001)
-        .log10()
-        .ceil()
-        .max(lo + 1.0);
-    let lo = if lo.is_finite() { lo } else { hi - 1.0 };
-    let y2 = |ms: f64| TOP2 + H2 - (ms.log10() - lo) / (hi - lo) * H2;
+    // Decades spanned, from the smallest p50 to the largest max; 0.001 ms (1 us) .. 10 ms
+    // when there is nothing to show. At most MAX_DECADES grid lines.
+    let (lo, hi) = if all.is_empty() {
+        (-3.0, 1.0)
+    } else {
+        let min = all.iter().copied().fold(f64::INFINITY, f64::min).max(0.001);
+        let max = all.iter().copied().fold(0.0f64, f64::max).max(0.001);
+        let lo = min.log10().floor();
+        (lo, max.log10().ceil().clamp(lo + 1.0, lo + MAX_DECADES))
+    };
+    let y2 = |ms: f64| TOP2 + H2 - ((ms.log10() - lo) / (hi - lo)).clamp(0.0, 1.0) * H2;
     axes(&mut out, TOP2, H2, "latency per second (ms, log scale)");
-    let mut decade = lo;
-    while decade <= hi {
-        let ms = 10f64.powf(decade);
+    for i in 0..=((hi - lo) as usize) {
+        let ms = 10f64.powf(lo + i as f64);
         grid_line(&mut out, y2(ms), &format!("{ms}"));
-        decade += 1.0;
     }
     type Line = (
         &'static str,
