@@ -637,6 +637,18 @@ async fn origin_content_change_mid_seed_restarts_from_scratch() {
 
 #[test]
 fn origin_crash_mid_seed_resumes_only_the_missing_pieces() {
+    crash_then_resume(false);
+}
+
+#[test]
+fn origin_crash_without_a_version_record_restarts_from_scratch() {
+    crash_then_resume(true);
+}
+
+/// Five of twelve pieces land, the seeder is dropped mid-task, the store reopened and
+/// `resume_partials` run. With the version record lost, the validators cannot vouch for the
+/// landed pieces: the task is removed and fetched whole again.
+fn crash_then_resume(lose_record: bool) {
     const PIECES: u32 = 12;
     const BEFORE_CRASH: usize = 5;
     let dir = tempfile::tempdir().unwrap();
@@ -693,6 +705,28 @@ fn origin_crash_mid_seed_resumes_only_the_missing_pieces() {
         })
         .collect();
     drop(task);
+    let record = dir.path().join("origin").join(format!("{id}.json"));
+    assert!(
+        record.exists(),
+        "the version is recorded before pieces land"
+    );
+    if lose_record {
+        std::fs::remove_file(&record).unwrap();
+    }
+    let (landed, missing) = if lose_record {
+        let all = (0..PIECES)
+            .map(|n| {
+                let r = hawker_shared::layout::Layout::new(want.len() as u64, SMALL_PIECE)
+                    .unwrap()
+                    .piece(n)
+                    .unwrap();
+                format!("bytes={}-{}", r.offset, r.end() - 1)
+            })
+            .collect();
+        (BTreeSet::new(), all)
+    } else {
+        (landed, missing)
+    };
     origin.clear_log();
     *origin.knobs.piece_budget.lock().unwrap() = None;
     let (edge_tx, edge_rx) = edge(1, 64).unwrap();
@@ -714,18 +748,74 @@ fn origin_crash_mid_seed_resumes_only_the_missing_pieces() {
     assert!(ranges.values().all(|c| *c == 1), "{ranges:?}");
     let task = store.lock().unwrap().get(&id).unwrap();
     assert_task_holds(&task, &want);
-    let mut msgs = Vec::new();
+    let mut msgs: Vec<EdgeMsg> = Vec::new();
     while let Ok(Some(m)) = edge_rx[0].try_recv() {
         msgs.push(m);
+    }
+    if lose_record {
+        assert!(
+            matches!(msgs.first(), Some(EdgeMsg::TaskRemoved { task }) if *task == id),
+            "{msgs:?}"
+        );
+        msgs.remove(0);
     }
     let resumed: BTreeSet<u32> = (0..PIECES).filter(|n| !landed.contains(n)).collect();
     assert_edge_story(&msgs, &id, &resumed);
     // The version record is gone once complete.
-    assert!(!dir
-        .path()
-        .join("origin")
-        .join(format!("{id}.json"))
-        .exists());
+    assert!(!record.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_shutdown_ends_waiters_and_a_later_seed_completes() {
+    let want = content(6 * SMALL_PIECE as usize, 15);
+    let origin = Origin::start(want.clone()).await;
+    *origin.knobs.piece_budget.lock().unwrap() = Some(2);
+    let rig = Rig::new();
+    let seeder = rig.seeder(OriginConfig {
+        piece_attempts: 1000,
+        ..test_cfg()
+    });
+    let req = request(&origin.url(), Some(SMALL_PIECE));
+    let id = req.task_id;
+    let mut h = seeder.seed(req.clone());
+    h.receiver()
+        .wait_for(|s| matches!(s, SeedStatus::Fetching { landed, .. } if *landed >= 2))
+        .await
+        .unwrap();
+    seeder.shutdown();
+    let reason = h.done().await.unwrap_err();
+    assert!(reason.contains("stopped"), "{reason}");
+    *origin.knobs.piece_budget.lock().unwrap() = None;
+    // A store write of the aborted fetch may still hold the writer for a moment; such a
+    // failure is remembered, so each try sends other headers (which retry at once).
+    let mut last = String::new();
+    for attempt in 0..100 {
+        let mut r = req.clone();
+        r.headers = vec![("X-Attempt".into(), attempt.to_string())];
+        match seeder.seed(r).done().await {
+            Ok(()) => {
+                last.clear();
+                break;
+            }
+            Err(e) if e.contains("live TaskWriter") => {
+                last = e;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(last.is_empty(), "{last}");
+    assert_task_holds(&rig.task(&id), &want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_refuses_non_http_urls_at_once() {
+    let rig = Rig::new();
+    let seeder = rig.seeder(test_cfg());
+    let mut req = request("http://127.0.0.1:1/x", None);
+    req.url = "file:///etc/passwd".into();
+    let reason = seeder.seed(req).done().await.unwrap_err();
+    assert!(reason.contains("only http and https"), "{reason}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

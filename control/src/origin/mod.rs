@@ -192,6 +192,19 @@ impl Shared {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Aborts every running fetch and forgets it (its watchers see the sender go).
+    fn abort_all(&self) {
+        self.table().retain(|_, entry| match &entry.state {
+            EntryState::Running { abort } => {
+                if let Some(a) = abort {
+                    a.abort();
+                }
+                false
+            }
+            EntryState::Failed { .. } => true,
+        });
+    }
+
     pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -204,11 +217,7 @@ struct Owner {
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        for entry in self.shared.table().values_mut() {
-            if let EntryState::Running { abort: Some(a) } = &entry.state {
-                a.abort();
-            }
-        }
+        self.shared.abort_all();
     }
 }
 
@@ -292,12 +301,11 @@ impl Seeder {
                     })
                 }
             };
-        if shared
-            .store()
-            .get(&req.task_id)
-            .is_some_and(|t| t.is_complete())
-        {
-            return SeedHandle::settled(SeedStatus::Complete);
+        if let Err(reason) = check_url(&req.url) {
+            return SeedHandle::settled(SeedStatus::Failed {
+                reason,
+                retry_after_ms: 0,
+            });
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return SeedHandle::settled(SeedStatus::Failed {
@@ -331,6 +339,15 @@ impl Seeder {
                     table.remove(&req.task_id);
                 }
             }
+        }
+        // Checked under the table lock (order: table, then store): a fetch publishes the task
+        // complete in the store before it leaves the table, so none is started twice.
+        if shared
+            .store()
+            .get(&req.task_id)
+            .is_some_and(|t| t.is_complete())
+        {
+            return SeedHandle::settled(SeedStatus::Complete);
         }
         if table.len() >= shared.cfg.max_tracked_tasks {
             table.retain(|_, e| match &e.state {
@@ -434,13 +451,28 @@ impl Seeder {
         started
     }
 
-    /// Aborts every fetch now (as dropping the last clone does). Pieces already written stay.
+    /// Aborts every fetch now (as dropping the last clone does): their handles' `done()`
+    /// returns an error. Pieces already written stay journaled; a store write in progress
+    /// completes on the blocking pool, so a new `seed()` of that task at once may find its
+    /// writer busy and fail.
     pub fn shutdown(&self) {
-        for entry in self.owner.shared.table().values() {
-            if let EntryState::Running { abort: Some(a) } = &entry.state {
-                a.abort();
-            }
-        }
+        self.owner.shared.abort_all();
+    }
+}
+
+/// Refuses URLs the client cannot fetch, before any attempt.
+fn check_url(url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        Ok(u) => Err(format!(
+            "cannot seed {}: only http and https URLs with a host are fetched, not {}",
+            http::redact_url(url),
+            u.scheme()
+        )),
+        Err(e) => Err(format!(
+            "cannot seed {}: bad URL: {e}",
+            http::redact_url(url)
+        )),
     }
 }
 
