@@ -122,9 +122,10 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
 
-    /// Report this process's CPU time over the run and its peak RSS (the server).
+    /// Report this process's CPU time over the run and its peak RSS (the server); repeat it
+    /// for a server of several processes (nginx workers): figures are summed.
     #[arg(long, value_name = "PID")]
-    pub server_pid: Option<u32>,
+    pub server_pid: Vec<u32>,
 
     /// No live progress line on stderr.
     #[arg(long, short = 'q')]

@@ -37,7 +37,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let watcher = match args.server_pid.map(ProcWatcher::new).transpose() {
+    let pids = &args.server_pid;
+    let watcher = match (!pids.is_empty())
+        .then(|| ProcWatcher::new(pids))
+        .transpose()
+    {
         Ok(w) => w,
         Err(e) => {
             eprintln!("dp-bench: --server-pid: {e}");

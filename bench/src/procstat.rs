@@ -1,13 +1,11 @@
 //! CPU and memory accounting: the bench's own CPU time (`getrusage(RUSAGE_SELF)`, all
-//! threads) and, with `--server-pid`, the server's CPU time from `/proc/PID/stat` (utime and
+//! threads) and, with `--server-pid` (repeatable, summed), the server's CPU time from `/proc/PID/stat` (utime and
 //! stime, in clock ticks of `sysconf(_SC_CLK_TCK)`, usually 10 ms) and its peak resident set
 //! from `/proc/PID/status` (`VmHWM`: the peak over the process's whole life, not just this run).
 //!
 //! Invariants: a sample is taken at t0 and at the end; the figure reported is the difference,
 //! so CPU spent before the run (start-up, import) is not charged to it. The server's figures
 //! have a resolution of one clock tick, so short runs against an idle-ish server are coarse.
-
-use std::path::PathBuf;
 
 /// CPU seconds spent, split into user and system time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
@@ -48,46 +46,58 @@ pub fn self_cpu() -> CpuTime {
     }
 }
 
-/// Reads another process's counters from /proc.
+/// Reads other processes' counters from /proc: one server, or several processes of one server
+/// (nginx's workers, say), whose figures are summed.
 #[derive(Debug, Clone)]
 pub struct ProcWatcher {
-    pid: u32,
-    proc_dir: PathBuf,
+    pids: Vec<u32>,
 }
 
 impl ProcWatcher {
-    /// Watches `pid`; errors now if it does not exist.
-    pub fn new(pid: u32) -> Result<ProcWatcher, String> {
+    /// Watches `pids` (at least one); errors now if one does not exist.
+    pub fn new(pids: &[u32]) -> Result<ProcWatcher, String> {
+        if pids.is_empty() {
+            return Err("no pid to watch".into());
+        }
         let watcher = ProcWatcher {
-            pid,
-            proc_dir: PathBuf::from(format!("/proc/{pid}")),
+            pids: pids.to_vec(),
         };
         watcher.cpu()?;
         Ok(watcher)
     }
 
-    /// The watched pid.
-    pub fn pid(&self) -> u32 {
-        self.pid
+    /// The watched pids.
+    pub fn pids(&self) -> &[u32] {
+        &self.pids
     }
 
-    /// The process's CPU time so far.
+    /// The processes' CPU time so far, summed.
     pub fn cpu(&self) -> Result<CpuTime, String> {
-        let path = self.proc_dir.join("stat");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("{}: {e} (is the server still running?)", path.display()))?;
-        parse_stat_cpu(&text, clock_ticks_per_s())
-            .ok_or_else(|| format!("{}: unexpected format", path.display()))
+        let mut sum = CpuTime::default();
+        for pid in &self.pids {
+            let path = format!("/proc/{pid}/stat");
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("{path}: {e} (is the server still running?)"))?;
+            let cpu = parse_stat_cpu(&text, clock_ticks_per_s())
+                .ok_or_else(|| format!("{path}: unexpected format"))?;
+            sum.user_s += cpu.user_s;
+            sum.sys_s += cpu.sys_s;
+        }
+        Ok(sum)
     }
 
-    /// The process's peak resident set size in bytes (VmHWM).
+    /// The processes' peak resident set sizes (VmHWM) summed, in bytes: for several processes
+    /// an upper bound of their joint peak.
     pub fn peak_rss_bytes(&self) -> Result<u64, String> {
-        let path = self.proc_dir.join("status");
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        parse_status_kib(&text, "VmHWM:")
-            .map(|kib| kib * 1024)
-            .ok_or_else(|| format!("{}: no VmHWM line", path.display()))
+        let mut sum = 0;
+        for pid in &self.pids {
+            let path = format!("/proc/{pid}/status");
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+            sum += parse_status_kib(&text, "VmHWM:")
+                .map(|kib| kib * 1024)
+                .ok_or_else(|| format!("{path}: no VmHWM line"))?;
+        }
+        Ok(sum)
     }
 }
 
@@ -148,12 +158,16 @@ mod tests {
 
     #[test]
     fn this_process_can_be_watched() {
-        let me = ProcWatcher::new(std::process::id()).unwrap();
+        let me = ProcWatcher::new(&[std::process::id()]).unwrap();
+        let twice = ProcWatcher::new(&[std::process::id(), std::process::id()]).unwrap();
+        assert!(twice.peak_rss_bytes().unwrap() >= me.peak_rss_bytes().unwrap());
+        assert!(twice.cpu().unwrap().total_s() >= me.cpu().unwrap().total_s());
         let burn: u64 = (0..2_000_000u64).map(|i| i.wrapping_mul(i) >> 3).sum();
         assert!(burn > 0);
         assert!(me.cpu().unwrap().total_s() >= 0.0);
         assert!(me.peak_rss_bytes().unwrap() > 0);
         assert!(self_cpu().total_s() > 0.0);
-        assert!(ProcWatcher::new(u32::MAX).is_err());
+        assert!(ProcWatcher::new(&[u32::MAX]).is_err());
+        assert!(ProcWatcher::new(&[]).is_err());
     }
 }

@@ -291,8 +291,8 @@ pub struct ClientCpu {
 /// The server's CPU use over the run and its peak memory.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerStats {
-    /// The watched pid.
-    pub pid: u32,
+    /// The watched pids (figures are summed over them).
+    pub pids: Vec<u32>,
     /// User seconds.
     pub user_s: f64,
     /// System seconds.
@@ -303,7 +303,7 @@ pub struct ServerStats {
     pub cores: f64,
     /// Content bytes per server CPU-second.
     pub bytes_per_cpu_s: Option<f64>,
-    /// VmHWM at the end: peak RSS over the server's life, bytes.
+    /// VmHWM at the end: peak RSS over the server's life, bytes (summed over the pids).
     pub peak_rss_bytes: Option<u64>,
     /// Why a figure is missing, if one is.
     pub note: Option<String>,
@@ -441,7 +441,7 @@ impl Summary {
                 notes.push(e.clone());
             }
             ServerStats {
-                pid: watcher.pid(),
+                pids: watcher.pids().to_vec(),
                 user_s: cpu.user_s,
                 sys_s: cpu.sys_s,
                 cpu_s: cpu.total_s(),
@@ -609,8 +609,8 @@ impl Summary {
         ));
         if let Some(s) = &self.server {
             out.push_str(&format!(
-                "server cpu   pid {}: {:.2} s (user {:.2} + sys {:.2}) = {:.2} cores; {} per CPU-second; peak RSS {}\n",
-                s.pid,
+                "server cpu   pid {:?}: {:.2} s (user {:.2} + sys {:.2}) = {:.2} cores; {} per CPU-second; peak RSS {}\n",
+                s.pids,
                 s.cpu_s,
                 s.user_s,
                 s.sys_s,
