@@ -838,3 +838,18 @@ async fn origin_bounds_refuse_oversized_headers_and_bad_piece_lengths() {
         .unwrap_err();
     assert!(reason.contains("piece length"), "{reason}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_unreachable_fails_without_leaking_the_query() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let rig = Rig::new();
+    let seeder = rig.seeder(test_cfg());
+    let url = format!("http://127.0.0.1:{port}/blob?X-Amz-Signature=secret");
+    let reason = seeder.seed(request(&url, None)).done().await.unwrap_err();
+    assert!(reason.contains("request failed"), "{reason}");
+    assert!(reason.contains("gave up after 4 attempts"), "{reason}");
+    assert!(!reason.contains("secret"), "{reason}");
+}

@@ -355,7 +355,7 @@ async fn send(
         ))),
         Ok(Err(e)) => Err(Attempt::Retry(format!(
             "request failed: {}",
-            error_chain(&e)
+            error_chain(&e.without_url())
         ))),
         Ok(Ok(r)) => Ok(r),
     }
@@ -495,7 +495,7 @@ async fn read_chunk(
             "no byte for read_timeout_ms ({} ms): the origin stalled",
             read_timeout.as_millis()
         )),
-        Ok(Err(e)) => Err(format!("body broken: {}", error_chain(&e))),
+        Ok(Err(e)) => Err(format!("body broken: {}", error_chain(&e.without_url()))),
         Ok(Ok(c)) => Ok(c),
     }
 }
