@@ -12,7 +12,8 @@
 //!    left it out of step (then it is closed and re-opened for the next request).
 //!
 //! After the deadline no request starts; requests in flight finish (each is bounded by
-//! `--timeout`) and count. The run's elapsed time ends at the last completion.
+//! `--timeout`) and count. The run's elapsed time ends at the last completion, or at the
+//! deadline if that is later and the run was stopped by it.
 //!
 //! The main thread wakes once a second, empties every worker's interval recording and hands
 //! the merged interval to the [`Observer`] (progress line, time series).
@@ -255,7 +256,15 @@ pub fn run(
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
-    let end = last_done.unwrap_or(t0).max(t0);
+    // The measured window: to the last completion, but in a run stopped by its deadline at
+    // least to the deadline (a run that offered load for 10 s is a 10 s run even if its last
+    // open-loop request finished at 9.9 s).
+    let mut end = last_done.unwrap_or(t0).max(t0);
+    if let Some(deadline) = stop.deadline() {
+        if !stop.requests_exhausted() && !stop.aborted() {
+            end = end.max(deadline);
+        }
+    }
     drain(&mut merged);
     if merged.counts != Default::default() {
         observer.tick(end - t0, &merged);

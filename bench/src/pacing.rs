@@ -123,6 +123,17 @@ impl Stop {
         self.aborted.store(true, Ordering::Relaxed);
     }
 
+    /// True once every ticket of `--requests` has been handed out.
+    pub fn requests_exhausted(&self) -> bool {
+        self.requests
+            .is_some_and(|limit| self.issued.load(Ordering::Relaxed) >= limit)
+    }
+
+    /// True once [`Stop::abort`] was called.
+    pub fn aborted(&self) -> bool {
+        self.aborted.load(Ordering::Relaxed)
+    }
+
     /// The deadline, if the run has one.
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
@@ -235,6 +246,7 @@ mod tests {
             .collect();
         let total: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
         assert_eq!(total, 1000);
+        assert!(stop.requests_exhausted());
         assert!(!stop.claim(now));
     }
 
