@@ -83,6 +83,9 @@ struct ServeArgs {
     /// The address schedulers should give to peers (defaults to the listen address).
     #[arg(long)]
     advertise_addr: Option<std::net::IpAddr>,
+    /// SO_SNDBUF for accepted sockets (default: the kernel's autotuning).
+    #[arg(long)]
+    socket_send_buffer_bytes: Option<u32>,
     /// Entries in each core's io_uring submission queue.
     #[arg(long, default_value_t = 1024)]
     ring_entries: u32,
@@ -154,6 +157,7 @@ fn serve(a: ServeArgs) -> Result<()> {
     cfg.tcp_max_segment = a.tcp_max_segment;
     cfg.freebind = !a.no_freebind;
     cfg.ring_entries = a.ring_entries;
+    cfg.socket_send_buffer_bytes = a.socket_send_buffer_bytes;
     cfg.validate().map_err(anyhow::Error::msg)?;
 
     // Locked memory: every ring is charged to RLIMIT_MEMLOCK, and so is every zero-copy send

@@ -89,6 +89,10 @@ pub struct ServeConfig {
     pub tcp_max_segment: Option<u32>,
     /// listen(2) backlog per listener.
     pub listen_backlog: i32,
+    /// SO_SNDBUF of accepted sockets; None leaves the kernel's autotuning. A bounded send
+    /// buffer keeps the bytes queued per connection small, so the core's round-robin, not the
+    /// kernel's memory pressure, decides who is served next.
+    pub socket_send_buffer_bytes: Option<u32>,
 }
 
 impl ServeConfig {
@@ -115,6 +119,7 @@ impl ServeConfig {
             freebind: true,
             tcp_max_segment: None,
             listen_backlog: 4096,
+            socket_send_buffer_bytes: None,
         }
     }
 

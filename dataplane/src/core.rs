@@ -442,6 +442,9 @@ impl Core {
         inc(&self.metrics().connections_accepted[proto as usize]);
         let sock = socket2::SockRef::from(&fd);
         let _ = sock.set_tcp_nodelay(true);
+        if let Some(b) = self.cfg.socket_send_buffer_bytes {
+            let _ = sock.set_send_buffer_size(b as usize);
+        }
         let (strategy, auto) = self.initial_strategy(&sock);
         if strategy == Strategy::Sendfile {
             // sendfile(2) must never block the core; ring operations do not care.
