@@ -51,6 +51,8 @@ pub struct SchedulerConfig {
     pub announce_idle_timeout_ms: u64,
     /// Largest gRPC message accepted. Default 4194304 (tonic's default).
     pub max_message_bytes: usize,
+    /// After shutdown is asked, how long open calls may take to finish. Default 5000.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for SchedulerConfig {
@@ -73,6 +75,7 @@ impl Default for SchedulerConfig {
             max_announce_streams: 10_000,
             announce_idle_timeout_ms: 3_600_000,
             max_message_bytes: 4 << 20,
+            shutdown_grace_ms: 5_000,
         }
     }
 }
@@ -164,6 +167,8 @@ pub struct ControlPlaneConfig {
     pub sync_poll_interval_ms: u64,
     /// Concurrent SyncPieces/SyncHost calls. Default 4096.
     pub max_upload_streams: usize,
+    /// After shutdown is asked, how long open upload calls may take to finish. Default 5000.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for ControlPlaneConfig {
@@ -183,6 +188,7 @@ impl Default for ControlPlaneConfig {
             sync_idle_timeout_ms: u.idle_timeout_ms,
             sync_poll_interval_ms: u.poll_interval_ms,
             max_upload_streams: u.max_streams,
+            shutdown_grace_ms: 5_000,
         }
     }
 }

@@ -83,6 +83,40 @@ fn scheduler_core(cfg: &SchedulerConfig, seeding: Arc<dyn SeedDispatcher>) -> Ar
     )
 }
 
+/// Runs `serve(stop)` until `shutdown` resolves, then gives open calls `grace` to finish before
+/// giving up on them (a client that never closes its side must not hang the shutdown).
+async fn serve_with_grace<F, Fut>(
+    serve: F,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> Result<(), ControlError>
+where
+    F: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+    Fut: Future<Output = Result<(), tonic::transport::Error>>,
+{
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let stop = Box::pin(async move {
+        let _ = stop_rx.wait_for(|s| *s).await;
+    });
+    let server = serve(stop);
+    tokio::pin!(server);
+    tokio::select! {
+        r = &mut server => return r.map_err(ControlError::from),
+        () = shutdown => {}
+    }
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(grace, server).await {
+        Ok(r) => r.map_err(ControlError::from),
+        Err(_) => {
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "calls still open after the shutdown grace period; dropping them"
+            );
+            Ok(())
+        }
+    }
+}
+
 async fn serve_scheduler(
     cfg: &SchedulerConfig,
     core: Arc<SchedulerCore>,
@@ -92,15 +126,21 @@ async fn serve_scheduler(
     let expiry = core.spawn_expiry(Duration::from_millis(cfg.expire_interval_ms));
     let service = SchedulerServer::new(SchedulerService::new(core))
         .max_decoding_message_size(cfg.max_message_bytes);
-    let result = tonic::transport::Server::builder()
-        .add_service(HealthServer::new(health::HealthService::new(
-            SCHEDULER_SERVICES,
-        )))
-        .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await;
+    let result = serve_with_grace(
+        |stop| {
+            tonic::transport::Server::builder()
+                .add_service(HealthServer::new(health::HealthService::new(
+                    SCHEDULER_SERVICES,
+                )))
+                .add_service(service)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
+        },
+        shutdown,
+        Duration::from_millis(cfg.shutdown_grace_ms),
+    )
+    .await;
     expiry.abort();
-    result.map_err(ControlError::from)
+    result
 }
 
 /// `hawker scheduler`: serves `scheduler.v2.Scheduler` and health on `cfg.listen` until
@@ -245,51 +285,73 @@ pub fn spawn_control_plane(
         .enable_all()
         .build()
         .map_err(|e| ControlError::Runtime(format!("tokio runtime: {e}")))?;
-    // Bind on the caller's thread so errors come back before anything runs.
-    let (upload_listener, scheduler_listener) = runtime.block_on(async {
-        let upload = bind(cfg.upload_listen).await?;
-        let scheduler = match &cfg.scheduler {
-            Some(s) => Some(bind(s.listen).await?),
-            None => None,
-        };
-        Ok::<_, ControlError>((upload, scheduler))
-    })?;
-    let local = |l: &TcpListener| {
-        l.local_addr()
-            .map_err(|e| ControlError::Runtime(format!("local_addr: {e}")))
-    };
-    let upload_addr = local(&upload_listener)?;
-    let scheduler_addr = scheduler_listener.as_ref().map(local).transpose()?;
-    let host = seed_host(&cfg, upload_addr.port());
     let core = cfg.scheduler.as_ref().map(|s| scheduler_core(s, seeding));
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    // The listeners are bound on the control plane's thread (this function may be called from
+    // inside another runtime); their addresses, or the bind error, come back on `ready`.
+    type Ready = Result<(SocketAddr, Option<SocketAddr>, Host), ControlError>;
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Ready>(1);
 
-    let thread_cfg = cfg.clone();
     let thread_core = core.clone();
-    let thread_host = host.clone();
     let thread = std::thread::Builder::new()
         .name("hawker-control".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let cfg = thread_cfg;
+                let bound = async {
+                    let upload = bind(cfg.upload_listen).await?;
+                    let scheduler = match &cfg.scheduler {
+                        Some(s) => Some(bind(s.listen).await?),
+                        None => None,
+                    };
+                    let local = |l: &TcpListener| {
+                        l.local_addr()
+                            .map_err(|e| ControlError::Runtime(format!("local_addr: {e}")))
+                    };
+                    let upload_addr = local(&upload)?;
+                    let scheduler_addr = scheduler.as_ref().map(local).transpose()?;
+                    Ok::<_, ControlError>((upload, scheduler, upload_addr, scheduler_addr))
+                }
+                .await;
+                let (upload_listener, scheduler_listener, upload_addr, scheduler_addr) = match bound
+                {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return Ok(());
+                    }
+                };
+                let host = seed_host(&cfg, upload_addr.port());
+                if ready_tx
+                    .send(Ok((upload_addr, scheduler_addr, host.clone())))
+                    .is_err()
+                {
+                    return Ok(());
+                }
                 let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
                 let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
                     let _ = rx.wait_for(|s| *s).await;
                 };
-                let upload = tonic::transport::Server::builder()
-                    .add_service(HealthServer::new(health::HealthService::new(
-                        UPLOAD_SERVICES,
-                    )))
-                    .add_service(DfdaemonUploadServer::new(UploadService::new(
-                        source,
-                        cfg.upload_limits(),
-                    )))
-                    .serve_with_incoming_shutdown(
-                        TcpListenerStream::new(upload_listener),
-                        stopped(stop_rx.clone()),
-                    );
+                let upload_limits = cfg.upload_limits();
+                let upload = serve_with_grace(
+                    |stop| {
+                        tonic::transport::Server::builder()
+                            .add_service(HealthServer::new(health::HealthService::new(
+                                UPLOAD_SERVICES,
+                            )))
+                            .add_service(DfdaemonUploadServer::new(UploadService::new(
+                                source,
+                                upload_limits,
+                            )))
+                            .serve_with_incoming_shutdown(
+                                TcpListenerStream::new(upload_listener),
+                                stop,
+                            )
+                    },
+                    stopped(stop_rx.clone()),
+                    Duration::from_millis(cfg.shutdown_grace_ms),
+                );
                 let announcer = tokio::spawn(announce_forever(
-                    thread_host,
+                    host,
                     Duration::from_millis(cfg.announce_interval_ms),
                     thread_core.clone(),
                     cfg.remote_schedulers.clone(),
@@ -313,6 +375,19 @@ pub fn spawn_control_plane(
             })
         })
         .map_err(|e| ControlError::Runtime(format!("spawn thread: {e}")))?;
+    let (upload_addr, scheduler_addr, host) = match ready_rx.recv() {
+        Ok(Ok(ready)) => ready,
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            return Err(e);
+        }
+        Err(_) => {
+            let _ = thread.join();
+            return Err(ControlError::Runtime(
+                "control plane thread ended before binding".into(),
+            ));
+        }
+    };
     tracing::info!(upload = %upload_addr, scheduler = ?scheduler_addr, host = %host.id, "control plane started");
     Ok(ControlPlaneHandle {
         scheduler_addr,
