@@ -3,9 +3,9 @@
 //! over Vortex from the data plane.
 //!
 //! The pieces come from a [`PieceSource`]: the small view of the data plane's store the control
-//! plane needs (look a task up, which of some pieces have landed, a change signal). The real
-//! store implements it in the binary's wiring; [`MemorySource`] is an in-memory one for tests
-//! and for embedding without a store.
+//! plane needs (look a task up, which of some pieces have landed, a change signal).
+//! [`StorePieces`] implements it over the data plane's store; [`MemorySource`] is an in-memory
+//! one for tests and for embedding without a store.
 //!
 //! `SyncPieces{task_id, interested_piece_numbers}` streams one `SyncPiecesResponse{number,
 //! offset, length, ip, tcp_port}` per interested piece the store holds, in ascending order,
@@ -28,6 +28,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
+
+mod store;
+pub use store::StorePieces;
 
 /// The lifecycle of a task in the store, as the control plane sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
