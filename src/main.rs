@@ -86,6 +86,9 @@ struct ServeArgs {
     /// SO_SNDBUF for accepted sockets (default: the kernel's autotuning).
     #[arg(long)]
     socket_send_buffer_bytes: Option<u32>,
+    /// Turn fair pacing off: let every connection send as fast as its reader takes it.
+    #[arg(long)]
+    no_fair_pacing: bool,
     /// Entries in each core's io_uring submission queue.
     #[arg(long, default_value_t = 1024)]
     ring_entries: u32,
@@ -158,6 +161,7 @@ fn serve(a: ServeArgs) -> Result<()> {
     cfg.freebind = !a.no_freebind;
     cfg.ring_entries = a.ring_entries;
     cfg.socket_send_buffer_bytes = a.socket_send_buffer_bytes;
+    cfg.fair_pacing = !a.no_fair_pacing;
     cfg.validate().map_err(anyhow::Error::msg)?;
 
     // Locked memory: every ring is charged to RLIMIT_MEMLOCK, and so is every zero-copy send

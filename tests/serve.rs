@@ -96,7 +96,9 @@ fn range_edge_cases() {
     };
     let path = |t: &Imported| format!("/tasks/{}", t.id);
     let len = big.content.len();
-    let cases: Vec<(&str, u16, Option<(usize, usize)>)> = vec![
+    /// Range header, status, and the inclusive byte span expected in the body.
+    type Case<'a> = (&'a str, u16, Option<(usize, usize)>);
+    let cases: Vec<Case> = vec![
         ("bytes=0-0", 206, Some((0, 0))),
         ("bytes=-1", 206, Some((len - 1, len - 1))),
         ("bytes=5-", 206, Some((5, len - 1))),

@@ -93,6 +93,10 @@ pub struct ServeConfig {
     /// buffer keeps the bytes queued per connection small, so the core's round-robin, not the
     /// kernel's memory pressure, decides who is served next.
     pub socket_send_buffer_bytes: Option<u32>,
+    /// Fair pacing: each connection with a body in flight may send at most
+    /// `slack × (core's measured send rate) ÷ (connections sending)`, so a client that reads some
+    /// connections faster than others cannot starve the rest. See `docs/architecture.md`.
+    pub fair_pacing: bool,
 }
 
 impl ServeConfig {
@@ -120,6 +124,7 @@ impl ServeConfig {
             tcp_max_segment: None,
             listen_backlog: 4096,
             socket_send_buffer_bytes: None,
+            fair_pacing: true,
         }
     }
 

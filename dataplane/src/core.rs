@@ -123,6 +123,10 @@ struct Conn {
     deadline: Instant,
     /// A request has started arriving (slowloris clock runs).
     request_started: bool,
+    /// Fair pacing: bytes this connection may still send before it waits for the next tick.
+    credit: i64,
+    /// Waiting for credit (listed in `Pacer::parked`).
+    parked: bool,
 }
 
 struct Slot {
@@ -205,6 +209,7 @@ pub struct Core {
     zc_inflight_bytes: u64,
     zc_charge_bytes: u64,
     drain_started: Option<Instant>,
+    pacer: Pacer,
     /// Per listener (by `Proto`): its accept is being cancelled; it closes when that completes.
     closing: [bool; 2],
     /// Past the drain grace: no new piece work is taken (Vortex listener closed, HTTP answers
@@ -244,6 +249,7 @@ impl Core {
             // What one SEND_ZC of a full chunk charges against RLIMIT_MEMLOCK: len/4096 + 2 pages.
             zc_charge_bytes: (chunk / 4096 + 2) * 4096,
             drain_started: None,
+            pacer: Pacer::new(Instant::now(), u64::from(setup.cfg.send_chunk_bytes)),
             closing: [false; 2],
             stop_work: false,
         };
@@ -486,6 +492,8 @@ impl Core {
             zc_reserved: 0,
             deadline: self.now + self.cfg.idle_timeout,
             request_started: false,
+            credit: 0,
+            parked: false,
         });
         self.live += 1;
         inc(&self.metrics().connections_open[proto as usize]);
@@ -998,6 +1006,13 @@ impl Core {
             return self.finish_response(slot);
         }
         let len = (body.end - body.pos).min(chunk_max);
+        if self.cfg.fair_pacing && c.credit <= 0 {
+            if !c.parked {
+                c.parked = true;
+                self.pacer.parked.push((slot as u32, c.gen));
+            }
+            return;
+        }
         match c.strategy {
             Strategy::Sendfile => {
                 let e = opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32)
@@ -1061,6 +1076,8 @@ impl Core {
             c.out_pos += n as usize;
         } else if let Some(body) = c.body.as_mut() {
             body.pos += n;
+            c.credit -= n as i64;
+            self.pacer.window_bytes += n;
             let s = if zerocopy {
                 Strategy::Zerocopy
             } else {
@@ -1102,6 +1119,8 @@ impl Core {
             return self.fail(slot, ErrorKind::Internal);
         }
         body.pos += n as u64;
+        c.credit -= n as i64;
+        self.pacer.window_bytes += n as u64;
         c.deadline = self.now + self.cfg.send_stall_timeout;
         inc(&m.send_ops[Strategy::Sendfile as usize]);
         add(&m.send_bytes[Strategy::Sendfile as usize], n as u64);
@@ -1287,9 +1306,58 @@ impl Core {
             }
             self.maybe_free(slot);
         }
+        if self.cfg.fair_pacing {
+            self.pace_tick();
+        }
         self.drain_tick();
         if !self.finished() {
             self.arm_timer();
+        }
+    }
+
+    /// Grants every sending connection its share of the core's rate for the time since the last
+    /// tick, then resumes the parked connections that have credit again.
+    fn pace_tick(&mut self) {
+        let now = self.now;
+        let active = self
+            .slots
+            .iter()
+            .filter(|s| s.conn.as_ref().is_some_and(|c| c.body.is_some()))
+            .count();
+        let grant = self.pacer.grant(now, active);
+        let cap = self.pacer.credit_cap(grant);
+        let stall = self.cfg.send_stall_timeout;
+        for s in self.slots.iter_mut() {
+            // Connections between pieces earn too (up to the cap), so a new piece starts at
+            // once instead of waiting a tick.
+            if let Some(c) = s.conn.as_mut() {
+                c.credit = (c.credit + grant).min(cap);
+            }
+        }
+        let parked = std::mem::take(&mut self.pacer.parked);
+        for &(slot, gen) in &parked {
+            let slot = slot as usize;
+            let resume = match self.slots[slot].conn.as_mut() {
+                Some(c) if c.gen == gen && c.parked => {
+                    if c.credit > 0 || c.phase != Phase::Writing {
+                        c.parked = false;
+                        c.deadline = now + stall;
+                        c.phase == Phase::Writing && !c.op
+                    } else {
+                        self.pacer.parked.push((slot as u32, gen));
+                        false
+                    }
+                }
+                _ => false,
+            };
+            if resume {
+                self.continue_write(slot);
+            }
+        }
+        let mut parked = parked;
+        parked.clear();
+        if self.pacer.parked.is_empty() {
+            self.pacer.parked = parked; // keep the larger allocation
         }
     }
 
@@ -1356,6 +1424,60 @@ impl Core {
     }
 }
 
+/// The state of fair pacing on one core.
+///
+/// The core measures what it actually sent over windows of `PACING_WINDOW`; each tick every
+/// connection with a body in flight earns `PACING_SLACK × rate × dt ÷ active` bytes of credit,
+/// capped so an idle-reading connection cannot bank a burst. The slack above 1 lets the measured
+/// rate grow (by up to 1.5× a window) until the network or the readers, not the pacer, limit it;
+/// below the floor the pacer never throttles a core.
+struct Pacer {
+    window_start: Instant,
+    window_bytes: u64,
+    rate_bytes_per_sec: f64,
+    last_tick: Instant,
+    chunk_bytes: u64,
+    /// Connections waiting for credit: (slot, generation).
+    parked: Vec<(u32, u32)>,
+}
+
+const PACING_SLACK: f64 = 1.5;
+const PACING_WINDOW: Duration = Duration::from_millis(500);
+const PACING_FLOOR_BYTES_PER_SEC: f64 = 64.0 * 1024.0 * 1024.0;
+const PACING_INITIAL_BYTES_PER_SEC: f64 = 4.0 * 1024.0 * 1024.0 * 1024.0;
+
+impl Pacer {
+    fn new(now: Instant, chunk_bytes: u64) -> Pacer {
+        Pacer {
+            window_start: now,
+            window_bytes: 0,
+            rate_bytes_per_sec: PACING_INITIAL_BYTES_PER_SEC,
+            last_tick: now,
+            chunk_bytes,
+            parked: Vec::new(),
+        }
+    }
+
+    /// Credit for each of `active` sending connections for the time since the last tick.
+    fn grant(&mut self, now: Instant, active: usize) -> i64 {
+        let elapsed = now.saturating_duration_since(self.window_start);
+        if elapsed >= PACING_WINDOW {
+            let measured = self.window_bytes as f64 / elapsed.as_secs_f64();
+            self.rate_bytes_per_sec = measured.max(PACING_FLOOR_BYTES_PER_SEC);
+            self.window_start = now;
+            self.window_bytes = 0;
+        }
+        let dt = now.saturating_duration_since(self.last_tick).as_secs_f64();
+        self.last_tick = now;
+        let share = PACING_SLACK * self.rate_bytes_per_sec * dt / active.max(1) as f64;
+        share as i64
+    }
+
+    fn credit_cap(&self, grant: i64) -> i64 {
+        (2 * self.chunk_bytes as i64).max(2 * grant)
+    }
+}
+
 enum Step {
     /// Something was consumed without an answer (a skipped frame): decode again.
     Again,
@@ -1384,5 +1506,41 @@ fn advise_willneed(task: &Task, offset: u64, len: u64) {
             end - start,
             libc::MADV_WILLNEED,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacer_shares_the_measured_rate_among_senders() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(t0, 256 * 1024);
+        // Before any window closes, the initial rate is used: 4 GiB/s × 1.5 × 0.1 s ÷ 100.
+        let g = p.grant(t0 + Duration::from_millis(100), 100);
+        let want = PACING_SLACK * PACING_INITIAL_BYTES_PER_SEC * 0.1 / 100.0;
+        assert!((g as f64 - want).abs() < want * 0.01, "{g} vs {want}");
+        // 100 MB sent over the first 500 ms: the rate becomes 200 MB/s.
+        p.window_bytes = 100_000_000;
+        let g = p.grant(t0 + Duration::from_millis(500), 10);
+        let want = PACING_SLACK * 200e6 * 0.4 / 10.0;
+        assert!((g as f64 - want).abs() < want * 0.01, "{g} vs {want}");
+        // A core that sent almost nothing is never throttled below the floor.
+        p.window_bytes = 1;
+        let g = p.grant(t0 + Duration::from_millis(1000), 1);
+        let want = PACING_SLACK * PACING_FLOOR_BYTES_PER_SEC * 0.5;
+        assert!((g as f64 - want).abs() < want * 0.01, "{g} vs {want}");
+        // The cap: at least two chunks, and two grants.
+        assert_eq!(p.credit_cap(1), 512 * 1024);
+        assert_eq!(p.credit_cap(10 << 20), 20 << 20);
+    }
+
+    #[test]
+    fn user_data_round_trips() {
+        let u = ud(K_SEND_ZC, 0xDEAD_BEEF, 0xAB_CDEF);
+        assert_eq!(u >> KIND_SHIFT, K_SEND_ZC);
+        assert_eq!(((u >> SLOT_BITS) & GEN_MASK) as u32, 0xDEAD_BEEF);
+        assert_eq!((u & SLOT_MASK) as usize, 0xAB_CDEF);
     }
 }
