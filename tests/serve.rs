@@ -343,3 +343,25 @@ fn a_task_is_served_while_its_pieces_arrive() {
     server.drain();
     server.join().unwrap();
 }
+
+/// /healthz tells a load balancer serving (200), draining (503) and failed (503) apart.
+#[test]
+fn healthz_reports_each_state() {
+    use hawker_dataplane::metrics::Health;
+    let srv = TestServer::start(&[1], config(SendMode::Auto));
+    let shared = srv.server.as_ref().unwrap().shared();
+    let check = |status: u16, body: &[u8]| {
+        let r = http_request(&mut connect(srv.http), "GET", "/healthz", &[]).unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (status, body));
+    };
+    check(200, b"serving");
+    shared.set_health(Health::Failed);
+    check(503, b"failed");
+    // Health only moves forward: a failed host does not go back to serving or draining.
+    shared.set_health(Health::Draining);
+    check(503, b"failed");
+    let r = http_request(&mut connect(srv.http), "GET", "/metrics", &[]).unwrap();
+    assert!(String::from_utf8(r.body)
+        .unwrap()
+        .contains("hawker_health{state=\"failed\"} 2"));
+}

@@ -76,6 +76,7 @@ impl Server {
                 tasks: tasks.clone(),
             };
             let ready = ready_tx.clone();
+            let health = shared.clone();
             let t = std::thread::Builder::new()
                 .name(format!("hawker-core-{cpu}"))
                 .spawn(move || {
@@ -88,7 +89,14 @@ impl Server {
                         Ok(core) => {
                             let _ = ready.send((index, Ok(())));
                             drop(ready);
-                            core.run()
+                            let result = core.run();
+                            if let Err(e) = &result {
+                                // The other cores go on serving, but a load balancer should
+                                // take this host out: /healthz now answers 503 failed.
+                                tracing::error!("serving core on CPU {cpu} failed: {e}");
+                                health.set_health(Health::Failed);
+                            }
+                            result
                         }
                     }
                 })
