@@ -56,7 +56,7 @@ pub use watch::StoreWatcher;
 use fsutil::{
     atomic_write, fsync_dir, io_err, is_locked_elsewhere, quarantine, unlink_if_exists, TmpFile,
 };
-use hawker_shared::digest::{crc32, parse_piece_digest};
+use hawker_shared::digest::parse_piece_digest;
 
 /// The on-disk format this code reads and writes (DIR/VERSION and `TaskMeta::format`).
 pub const STORE_FORMAT: u32 = 1;
@@ -832,10 +832,9 @@ impl Store {
                 let task = Task::new(head, file, &landed, &path)?;
                 if self.verify == Verify::Full {
                     for r in layout.pieces() {
-                        let Some(bytes) = task.piece_bytes(r.number) else {
+                        let Some(actual) = task.crc_and_release(r.offset, r.length) else {
                             return bad(format!("piece {} outside the content", r.number));
                         };
-                        let actual = crc32(bytes);
                         let want = crcs.get(r.number as usize).copied().unwrap_or(0);
                         if actual != want {
                             drop(task);
@@ -892,13 +891,10 @@ impl Store {
                 let mut keep = Vec::with_capacity(journaled.len());
                 let mut mismatched = 0u32;
                 for (n, crc) in journaled {
-                    let r = layout.piece(n);
-                    let bytes = r.and_then(|r| {
-                        let s = usize::try_from(r.offset).ok()?;
-                        task.bytes()
-                            .get(s..s.checked_add(usize::try_from(r.length).ok()?)?)
-                    });
-                    if bytes.is_some_and(|b| crc32(b) == crc) {
+                    let actual = layout
+                        .piece(n)
+                        .and_then(|r| task.crc_and_release(r.offset, r.length));
+                    if actual == Some(crc) {
                         keep.push((n, crc));
                     } else {
                         mismatched += 1;

@@ -150,6 +150,30 @@ impl Task {
     pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])
     }
+    /// crc32 of the content range, read through the mapping; afterwards the range's pages are
+    /// dropped from this process's page tables (MADV_DONTNEED on a shared read-only file mapping:
+    /// the page cache keeps them), so verifying a large store at start-up does not leave the
+    /// whole store counted in the server's resident set.
+    pub(crate) fn crc_and_release(&self, offset: u64, len: u64) -> Option<u32> {
+        let start = usize::try_from(offset).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        let crc = crc32(self.bytes().get(start..end)?);
+        if let Some(map) = self.map.as_ref() {
+            if start % 4096 == 0 && len > 0 {
+                // SAFETY: the mapping is a read-only MAP_SHARED file mapping; DONTNEED only drops
+                // our page-table entries, later reads fault the same file pages back in.
+                let _ = unsafe {
+                    map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start,
+                        end - start,
+                    )
+                };
+            }
+        }
+        Some(crc)
+    }
+
     /// The content file, for sendfile(2); open for the `Task`'s life.
     pub fn fd(&self) -> RawFd {
         self.file.as_raw_fd()
