@@ -139,8 +139,11 @@ impl ServeConfig {
         if !(4096..=64 << 20).contains(&self.send_chunk_bytes) {
             return Err("--send-chunk-bytes must be in 4096..=67108864".into());
         }
-        if self.max_request_head_bytes < 512 || self.max_request_head_bytes > 64 * 1024 {
-            return Err("--max-request-head-bytes must be in 512..=65536".into());
+        let head_max = hawker_shared::http::MAX_REQUEST_HEAD_BYTES;
+        if self.max_request_head_bytes < 512 || self.max_request_head_bytes > head_max {
+            return Err(format!(
+                "--max-request-head-bytes must be in 512..={head_max}"
+            ));
         }
         if !(64..=32768).contains(&self.ring_entries) {
             return Err("--ring-entries must be in 64..=32768".into());

@@ -219,3 +219,36 @@ fn bind_error(addr: SocketAddr, opts: ListenOpts, e: io::Error) -> String {
         _ => format!("cannot listen on {addr} ({flag}): {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_parse_and_bad_ones_say_why() {
+        assert_eq!(
+            parse_cpu_list("0-3,6, 8-9").unwrap(),
+            vec![0, 1, 2, 3, 6, 8, 9]
+        );
+        assert_eq!(parse_cpu_list("1,1,0").unwrap(), vec![0, 1]);
+        for bad in ["", "3-1", "x", "0-", "99999"] {
+            let e = parse_cpu_list(bad).unwrap_err();
+            assert!(e.contains("CPU list"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn ring_errors_tell_the_operator_what_to_do() {
+        let e = |errno| ring_error(io::Error::from_raw_os_error(errno), 1024);
+        assert!(e(libc::EPERM).contains("sysctl -w kernel.io_uring_disabled=0"));
+        assert!(e(libc::ENOSYS).contains("not available in this kernel"));
+        assert!(e(libc::ENOMEM).contains("ulimit -l unlimited"));
+    }
+
+    #[test]
+    fn the_ring_memlock_estimate_covers_what_the_kernel_charges() {
+        // Measured on 6.18: about 104 KiB for 1024 entries, 404 KiB for 4096.
+        assert!(ring_memlock_bytes(1024) >= 104 * 1024);
+        assert!(ring_memlock_bytes(4096) >= 404 * 1024);
+    }
+}
