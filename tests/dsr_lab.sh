@@ -559,6 +559,21 @@ check_dsr() {
     else
         fail "$label: SYNs to the VIP: rs1 $((s1 - base_syn[1])), rs2 $((s2 - base_syn[2])) (want both > 0)"
     fi
+    # --send-mode auto over veth: the VIP is not loopback, so sockets start with zero copy; veth
+    # always copies, the kernel says so in the notification, and auto moves those sockets to
+    # sendfile. The real server's metrics show both.
+    metrics=$(nsx "${ns_rs[1]}" curl -s -m 2 "http://$vip:$http_port/metrics" 2>/dev/null || true)
+    if grep -q '^hawker_send_bytes_total' <<<"$metrics"; then
+        sum_metric() { grep -E "^$1" <<<"$metrics" | awk '{s += $NF} END {printf "%d", s}'; }
+        zc_copied=$(sum_metric 'hawker_zerocopy_copied_total')
+        sf_bytes=$(sum_metric 'hawker_send_bytes_total\{[^}]*strategy="sendfile"')
+        zc_bytes=$(sum_metric 'hawker_send_bytes_total\{[^}]*strategy="zerocopy"')
+        if ((zc_copied > 0 && sf_bytes > 0 && zc_bytes > 0)); then
+            pass "$label: auto send mode on rs1: $zc_bytes bytes by zero copy, $zc_copied sends reported copied by veth, then $sf_bytes bytes by sendfile"
+        else
+            fail "$label: auto send mode on rs1: zerocopy bytes $zc_bytes, copied reports $zc_copied, sendfile bytes $sf_bytes (want all > 0)"
+        fi
+    fi
     if ((in == 0 && out == 0 && wl == 0 && wc > 0)); then
         pass "$label: the LB saw no packet with source VIP (its ingress $in, egress $out, bridge->LB $wl; bridge->client $wc): replies bypassed it"
     else
