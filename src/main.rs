@@ -1,16 +1,26 @@
 //! `hawker`: the seed/cache piece server. One binary, subcommands:
 //!
-//! - `hawker serve`: the data plane (and, with the control plane, everything) in one process;
+//! - `hawker serve`: the data plane and the control plane (embedded scheduler, seed upload
+//!   service, seeding from origin, admin endpoint) in one process; `--scheduler ADDR` makes it a
+//!   seed of a fleet whose schedulers run apart; `--no-control-plane` serves the store only;
+//! - `hawker scheduler`: Dragonfly's scheduler API alone (fleet mode);
 //! - `hawker import`: add a local file to a data directory as a task, print its task id.
+//!
+//! Settings: flags, else the `--config` TOML file (every key in tuning/hawker.example.toml),
+//! else the flag's default. Logs: `HAWKER_LOG` (filter, default `info`),
+//! `HAWKER_LOG_FORMAT=json` for one JSON object per line.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use hawker_control::node::{start_seed_node, SeedNodeConfig};
+use hawker_control::FileConfig;
 use hawker_dataplane::store::{self, Store, StoreWatcher, Verify};
 use hawker_dataplane::{sys, SendMode, ServeConfig, Server};
 
@@ -28,9 +38,27 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Serve the tasks of a data directory over Vortex and HTTP.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Add a local file to a data directory as a task and print its task id.
     Import(ImportArgs),
+    /// Run Dragonfly's scheduler API alone (seeds join with `hawker serve --scheduler ADDR`).
+    Scheduler(SchedulerArgs),
+}
+
+#[derive(Args)]
+struct SchedulerArgs {
+    /// gRPC listen address of scheduler.v2.Scheduler (dfdaemon's dynconfig `scheduler.addrs`).
+    #[arg(long, default_value = "0.0.0.0:8002")]
+    listen: SocketAddr,
+    /// TOML config file (tables `[scheduler]` and `[admin]` are used); flags win over it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where the admin HTTP endpoint (/metrics, /hosts, /tasks, /peers) listens.
+    #[arg(long, default_value = "0.0.0.0:4090")]
+    admin_listen: SocketAddr,
+    /// Do not serve the admin endpoint.
+    #[arg(long)]
+    no_admin: bool,
 }
 
 #[derive(Args)]
@@ -80,9 +108,10 @@ struct ServeArgs {
     /// Refuse to bind an address that is not on this host (disables IP_FREEBIND).
     #[arg(long)]
     no_freebind: bool,
-    /// The address schedulers should give to peers (defaults to the listen address).
+    /// The IP schedulers give to peers (candidate parents, SyncPieces). Default: the Vortex
+    /// listen IP; when that is 0.0.0.0, the host's first non-loopback IPv4, else 127.0.0.1.
     #[arg(long)]
-    advertise_addr: Option<std::net::IpAddr>,
+    advertise_addr: Option<IpAddr>,
     /// SO_SNDBUF for accepted sockets (default: the kernel's autotuning).
     #[arg(long)]
     socket_send_buffer_bytes: Option<u32>,
@@ -95,6 +124,24 @@ struct ServeArgs {
     /// Check only lengths and metadata of stored tasks at start, not every piece's crc32.
     #[arg(long)]
     quick_verify: bool,
+    /// TOML config file (see tuning/hawker.example.toml); flags win over it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Serve the data plane only: no scheduler, no SyncPieces, no seeding from origin.
+    #[arg(long)]
+    no_control_plane: bool,
+    /// gRPC listen address of the embedded scheduler (dfdaemon's dynconfig `scheduler.addrs`).
+    #[arg(long, default_value = "0.0.0.0:8002")]
+    scheduler_listen: SocketAddr,
+    /// gRPC listen address of the seed's DfdaemonUpload service (children's SyncPieces).
+    #[arg(long, default_value = "0.0.0.0:4010")]
+    upload_listen: SocketAddr,
+    /// Where the admin HTTP endpoint (/metrics, /hosts, /tasks, /peers) listens.
+    #[arg(long, default_value = "0.0.0.0:4090")]
+    admin_listen: SocketAddr,
+    /// Fleet mode: run no scheduler here; announce this seed to this scheduler (repeatable).
+    #[arg(long = "scheduler", value_name = "ADDR")]
+    schedulers: Vec<SocketAddr>,
 }
 
 #[derive(Args)]
@@ -111,17 +158,36 @@ struct ImportArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HAWKER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HAWKER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = std::env::var("HAWKER_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    if json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let sub = |name: &str| {
+        matches
+            .subcommand_matches(name)
+            .cloned()
+            .unwrap_or_default()
+    };
     let result = match cli.cmd {
-        Cmd::Serve(a) => serve(a),
+        Cmd::Serve(a) => serve(*a, &sub("serve")),
         Cmd::Import(a) => import(a),
+        Cmd::Scheduler(a) => scheduler(a, &sub("scheduler")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -139,7 +205,163 @@ fn import(a: ImportArgs) -> Result<()> {
     Ok(())
 }
 
-fn serve(a: ServeArgs) -> Result<()> {
+/// Was flag `id` given on the command line (rather than defaulted)?
+fn given(m: &ArgMatches, id: &str) -> bool {
+    matches!(m.value_source(id), Some(ValueSource::CommandLine))
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<FileConfig> {
+    let cfg = match path {
+        Some(p) => FileConfig::load(p).map_err(anyhow::Error::msg)?,
+        None => FileConfig::default(),
+    };
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    Ok(cfg)
+}
+
+/// Fills the flags not given on the command line from the file's `[serve]` table.
+fn apply_file(
+    a: &mut ServeArgs,
+    f: &hawker_control::config::ServeFileConfig,
+    m: &ArgMatches,
+) -> Result<()> {
+    macro_rules! take {
+        ($($field:ident),*) => {$(
+            if !given(m, stringify!($field)) {
+                if let Some(v) = f.$field.clone() {
+                    a.$field = v;
+                }
+            }
+        )*};
+    }
+    take!(
+        data_dir,
+        vortex_listen,
+        http_listen,
+        max_connections_per_core,
+        send_chunk_bytes,
+        zerocopy_inflight_bytes,
+        idle_timeout_ms,
+        request_timeout_ms,
+        send_stall_timeout_ms,
+        drain_grace_ms,
+        drain_timeout_ms,
+        ring_entries,
+        quick_verify
+    );
+    macro_rules! take_opt {
+        ($($field:ident),*) => {$(
+            if !given(m, stringify!($field)) && f.$field.is_some() {
+                a.$field = f.$field.clone();
+            }
+        )*};
+    }
+    take_opt!(
+        cores,
+        tcp_max_segment,
+        advertise_addr,
+        socket_send_buffer_bytes
+    );
+    if !given(m, "send_mode") {
+        if let Some(mode) = &f.send_mode {
+            a.send_mode = mode
+                .parse()
+                .map_err(|e| anyhow::anyhow!("config [serve] send_mode: {e}"))?;
+        }
+    }
+    if !given(m, "no_freebind") {
+        if let Some(v) = f.freebind {
+            a.no_freebind = !v;
+        }
+    }
+    if !given(m, "no_fair_pacing") {
+        if let Some(v) = f.fair_pacing {
+            a.no_fair_pacing = !v;
+        }
+    }
+    if !given(m, "no_control_plane") {
+        if let Some(v) = f.control_plane {
+            a.no_control_plane = !v;
+        }
+    }
+    Ok(())
+}
+
+/// The IP peers are told: `--advertise-addr`, else the Vortex listen IP, else the host's first
+/// non-loopback IPv4, else 127.0.0.1.
+fn advertise_ip(a: &ServeArgs) -> IpAddr {
+    if let Some(ip) = a.advertise_addr {
+        return ip;
+    }
+    let listen = a.vortex_listen.ip();
+    if !listen.is_unspecified() {
+        return listen;
+    }
+    let found = nix::ifaddrs::getifaddrs().ok().and_then(|addrs| {
+        addrs
+            .filter(|i| {
+                !i.flags
+                    .contains(nix::net::if_::InterfaceFlags::IFF_LOOPBACK)
+            })
+            .filter_map(|i| i.address?.as_sockaddr_in().map(|s| s.ip()))
+            .find(|ip| !ip.is_loopback() && !ip.is_unspecified())
+    });
+    let ip = IpAddr::V4(found.unwrap_or(Ipv4Addr::LOCALHOST));
+    tracing::info!(
+        %ip,
+        "advertising {ip} to peers (no --advertise-addr; the listen address is 0.0.0.0): pass --advertise-addr if children reach this host by another address"
+    );
+    ip
+}
+
+fn scheduler(a: SchedulerArgs, m: &ArgMatches) -> Result<()> {
+    let file = load_config(a.config.as_ref())?;
+    let mut cfg = file.scheduler;
+    if given(m, "listen") || a.config.is_none() {
+        cfg.listen = a.listen;
+    }
+    let mut admin = file.admin;
+    if given(m, "admin_listen") || a.config.is_none() {
+        admin.listen = a.admin_listen;
+    }
+    let admin = (!a.no_admin).then_some(admin);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("hawker-scheduler")
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(async move {
+        let shutdown = async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!("cannot watch SIGTERM: {e}");
+                        std::future::pending::<()>().await;
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            }
+        };
+        hawker_control::run_scheduler_with_admin(cfg, admin, shutdown)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{e} (change --listen / --admin-listen or [scheduler] listen / [admin] listen)"
+                )
+            })
+    })?;
+    tracing::info!("scheduler stopped");
+    Ok(())
+}
+
+fn serve(mut a: ServeArgs, m: &ArgMatches) -> Result<()> {
+    let file = load_config(a.config.as_ref())?;
+    apply_file(&mut a, &file.serve, m)?;
     let cores = match &a.cores {
         Some(list) => sys::parse_cpu_list(list).map_err(anyhow::Error::msg)?,
         None => sys::allowed_cpus(),
@@ -252,7 +474,77 @@ fn serve(a: ServeArgs) -> Result<()> {
                 edge.broadcast(hawker_dataplane::edge::EdgeMsg::Drain);
             }
         })?;
+    let node = if a.no_control_plane {
+        tracing::info!("control plane off (--no-control-plane): serving the store only");
+        None
+    } else {
+        let mut control = file.control.clone();
+        control.advertise_ip = advertise_ip(&a);
+        control.vortex_tcp_port = server.vortex_addr.port();
+        if given(m, "upload_listen") || a.config.is_none() {
+            control.upload_listen = a.upload_listen;
+        }
+        if !a.schedulers.is_empty() {
+            control.remote_schedulers = a.schedulers.clone();
+        }
+        control.scheduler = if control.remote_schedulers.is_empty() {
+            let mut s = file.scheduler.clone();
+            if given(m, "scheduler_listen") || a.config.is_none() {
+                s.listen = a.scheduler_listen;
+            }
+            Some(s)
+        } else {
+            None
+        };
+        let mut admin = file.admin.clone();
+        if given(m, "admin_listen") || a.config.is_none() {
+            admin.listen = a.admin_listen;
+        }
+        let cfg = SeedNodeConfig {
+            control,
+            origin: file.origin.clone(),
+            admin: Some(admin),
+        };
+        // Ports left at their defaults may be taken by another hawker on this host (or a
+        // Dragonfly scheduler): then serve the data plane alone rather than not at all. Ports
+        // the operator chose are an error.
+        let chosen = a.config.is_some()
+            || !a.schedulers.is_empty()
+            || ["scheduler_listen", "upload_listen", "admin_listen"]
+                .iter()
+                .any(|id| given(m, id));
+        match start_seed_node(cfg, store.clone(), server.edge()) {
+            Ok(n) => Some(n),
+            Err(e @ hawker_control::ControlError::Bind { .. }) if !chosen => {
+                tracing::warn!(
+                    "control plane NOT started: {e}; serving the data plane only (pass --scheduler-listen / --upload-listen / --admin-listen to move it, or --no-control-plane to silence this)"
+                );
+                None
+            }
+            Err(e) => bail!(
+                "control plane: {e} (move it with --scheduler-listen / --upload-listen / --admin-listen, or run with --no-control-plane)"
+            ),
+        }
+    };
+    if let Some(n) = &node {
+        tracing::info!(
+            scheduler = ?n.control.scheduler_addr,
+            upload = %n.control.upload_addr,
+            admin = ?n.admin_addr,
+            host = %n.control.host.id,
+            advertise = %n.control.host.ip,
+            remote_schedulers = ?a.schedulers,
+            "control plane serving"
+        );
+    }
+
     let result = server.join();
+    if let Some(n) = node {
+        tracing::info!("stopping the control plane");
+        if let Err(e) = n.shutdown() {
+            tracing::warn!("control plane stopped with: {e}");
+        }
+    }
     feeder.stop();
     match result {
         Ok(()) => {

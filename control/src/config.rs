@@ -2,10 +2,12 @@
 //! comment, units are in the names, and [`SchedulerConfig::validate`] /
 //! [`ControlPlaneConfig::validate`] reject contradictions before anything binds a socket.
 
+use crate::origin::OriginConfig;
 use crate::scheduler::state::Limits;
 use crate::seed::UploadLimits;
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -132,25 +134,30 @@ impl SchedulerConfig {
 }
 
 /// The control plane inside `hawker serve` (TOML table `[control]`): the seed's upload service,
-/// its host announcements, and optionally an embedded scheduler.
+/// its host announcements, and optionally an embedded scheduler. `scheduler`, `advertise_ip` and
+/// `vortex_tcp_port` are not TOML keys: `hawker serve` fills them from the `[scheduler]` table
+/// and its `--scheduler`, `--advertise-addr` and `--vortex-listen` settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ControlPlaneConfig {
     /// Run a scheduler in this process (the single-host default). `None` when the seed
     /// announces itself to `remote_schedulers` instead.
+    #[serde(skip)]
     pub scheduler: Option<SchedulerConfig>,
     /// Schedulers (`IP:PORT`) this seed announces itself to (fleet mode).
     pub remote_schedulers: Vec<SocketAddr>,
     /// gRPC listen address of `dfdaemon.v2.DfdaemonUpload` (children's SyncPieces) and health.
-    /// Default `0.0.0.0:4000`, dfdaemon's upload port.
+    /// Default `0.0.0.0:4010` (dfdaemon's own upload port is 4000: both fit on one host).
     pub upload_listen: SocketAddr,
     /// The IP children use to reach this host (gRPC upload and Vortex): an IP literal, not
     /// `0.0.0.0`. Default `127.0.0.1` (single-host setups only).
+    #[serde(skip)]
     pub advertise_ip: IpAddr,
     /// Host name of this seed; with `advertise_ip` it makes the host id `{ip}-{hostname}-seed`.
-    /// Default: the `HOSTNAME` environment variable, else `hawker`.
+    /// Default: the `HOSTNAME` environment variable, else the kernel's host name, else `hawker`.
     pub hostname: String,
     /// TCP port of the data plane's Vortex listener, sent to children in SyncPieces. Default 4005.
+    #[serde(skip)]
     pub vortex_tcp_port: u16,
     /// Period of this seed's host announcements. Default 30000.
     pub announce_interval_ms: u64,
@@ -177,9 +184,9 @@ impl Default for ControlPlaneConfig {
         ControlPlaneConfig {
             scheduler: Some(SchedulerConfig::default()),
             remote_schedulers: Vec::new(),
-            upload_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 4000),
+            upload_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 4010),
             advertise_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            hostname: std::env::var("HOSTNAME").unwrap_or_else(|_| "hawker".into()),
+            hostname: default_hostname(),
             vortex_tcp_port: u.vortex_tcp_port,
             announce_interval_ms: 30_000,
             worker_threads: 2,
@@ -191,6 +198,16 @@ impl Default for ControlPlaneConfig {
             shutdown_grace_ms: 5_000,
         }
     }
+}
+
+/// `HOSTNAME`, else `/proc/sys/kernel/hostname`, else `hawker`.
+fn default_hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "hawker".into())
 }
 
 impl ControlPlaneConfig {
@@ -245,6 +262,140 @@ impl ControlPlaneConfig {
     }
 }
 
+/// The admin HTTP endpoint (`/metrics`, `/hosts`, `/tasks`, `/peers`, `/healthz`). TOML table
+/// `[admin]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// HTTP/1.1 listen address. Default `0.0.0.0:4090`.
+    pub listen: SocketAddr,
+    /// Connections served at once; more are closed at accept. Default 64.
+    pub max_connections: usize,
+    /// Bytes of one request head (request line + headers); bigger requests get 431. Default 8192.
+    pub max_header_bytes: usize,
+    /// A request head must arrive within this long, and the answer be written within it.
+    /// Default 5000.
+    pub request_timeout_ms: u64,
+    /// Entries listed by `/hosts`, `/tasks` and `/peers` (the first, sorted by id). Default 1000.
+    pub max_listed: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 4090),
+            max_connections: 64,
+            max_header_bytes: 8192,
+            request_timeout_ms: 5_000,
+            max_listed: 1000,
+        }
+    }
+}
+
+impl AdminConfig {
+    /// Rejects zero bounds.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, v) in [
+            ("max_connections", self.max_connections as u64),
+            ("max_header_bytes", self.max_header_bytes as u64),
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("max_listed", self.max_listed as u64),
+        ] {
+            if v == 0 {
+                return Err(ConfigError(format!("admin.{name} must be > 0")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The data plane's settings in a config file (TOML table `[serve]`): each key is the
+/// `hawker serve` flag of the same name (`--data-dir` is `data_dir`), flags win over the file,
+/// and a missing key keeps the flag's default. `freebind = false` is `--no-freebind`,
+/// `fair_pacing = false` is `--no-fair-pacing`, `control_plane = false` is
+/// `--no-control-plane`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeFileConfig {
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--vortex-listen`.
+    pub vortex_listen: Option<SocketAddr>,
+    /// `--http-listen`.
+    pub http_listen: Option<SocketAddr>,
+    /// `--cores`, e.g. `"2-15"`.
+    pub cores: Option<String>,
+    /// `--send-mode`: auto, copy, zerocopy or sendfile.
+    pub send_mode: Option<String>,
+    /// `--max-connections-per-core`.
+    pub max_connections_per_core: Option<u32>,
+    /// `--send-chunk-bytes`.
+    pub send_chunk_bytes: Option<u32>,
+    /// `--zerocopy-inflight-bytes`.
+    pub zerocopy_inflight_bytes: Option<u64>,
+    /// `--idle-timeout-ms`.
+    pub idle_timeout_ms: Option<u64>,
+    /// `--request-timeout-ms`.
+    pub request_timeout_ms: Option<u64>,
+    /// `--send-stall-timeout-ms`.
+    pub send_stall_timeout_ms: Option<u64>,
+    /// `--drain-grace-ms`.
+    pub drain_grace_ms: Option<u64>,
+    /// `--drain-timeout-ms`.
+    pub drain_timeout_ms: Option<u64>,
+    /// `--tcp-max-segment`.
+    pub tcp_max_segment: Option<u32>,
+    /// `false` = `--no-freebind`.
+    pub freebind: Option<bool>,
+    /// `--advertise-addr`.
+    pub advertise_addr: Option<IpAddr>,
+    /// `--socket-send-buffer-bytes`.
+    pub socket_send_buffer_bytes: Option<u32>,
+    /// `false` = `--no-fair-pacing`.
+    pub fair_pacing: Option<bool>,
+    /// `--ring-entries`.
+    pub ring_entries: Option<u32>,
+    /// `--quick-verify`.
+    pub quick_verify: Option<bool>,
+    /// `false` = `--no-control-plane`.
+    pub control_plane: Option<bool>,
+}
+
+/// A `hawker` config file (`--config FILE`, TOML). Every table is optional; see
+/// `tuning/hawker.example.toml` for every key with its default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[serve]`: the data plane (and the flags of `hawker serve`).
+    pub serve: ServeFileConfig,
+    /// `[control]`: the seed's upload service and announcements.
+    pub control: ControlPlaneConfig,
+    /// `[scheduler]`: `hawker scheduler`, and the scheduler embedded in `hawker serve`.
+    pub scheduler: SchedulerConfig,
+    /// `[origin]`: seeding from origin.
+    pub origin: OriginConfig,
+    /// `[admin]`: the admin HTTP endpoint.
+    pub admin: AdminConfig,
+}
+
+impl FileConfig {
+    /// Reads and parses `path`; the error names the file and the offending key.
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        let cfg: FileConfig =
+            toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        Ok(cfg)
+    }
+
+    /// Validates the tables that have their own rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.scheduler.validate()?;
+        self.origin.validate().map_err(ConfigError)?;
+        self.admin.validate()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,14 +405,20 @@ mod tests {
         ControlPlaneConfig::default()
             .validate()
             .expect("defaults are valid");
-        let c: ControlPlaneConfig = toml::from_str(
-            "advertise_ip = \"10.0.0.2\"\nvortex_tcp_port = 4105\n[scheduler]\nlisten = \"127.0.0.1:9002\"\nseeds_per_task = 2\n",
+        let c: FileConfig = toml::from_str(
+            "[serve]\nadvertise_addr = \"10.0.0.2\"\nvortex_listen = \"0.0.0.0:4105\"\n[control]\nupload_listen = \"0.0.0.0:4111\"\n[scheduler]\nlisten = \"127.0.0.1:9002\"\nseeds_per_task = 2\n[origin]\npiece_attempts = 3\n[admin]\nlisten = \"127.0.0.1:1\"\n",
         )
         .expect("parse");
         c.validate().expect("valid");
-        assert_eq!(c.scheduler.as_ref().map(|s| s.seeds_per_task), Some(2));
-        assert_eq!(c.vortex_tcp_port, 4105);
+        assert_eq!(c.scheduler.seeds_per_task, 2);
+        assert_eq!(c.control.upload_listen.port(), 4111);
+        assert_eq!(c.serve.vortex_listen.map(|a| a.port()), Some(4105));
+        assert_eq!(c.origin.piece_attempts, 3);
         assert!(toml::from_str::<ControlPlaneConfig>("no_such_key = 1").is_err());
+        assert!(toml::from_str::<FileConfig>("[control]\nadvertise_ip = \"1.2.3.4\"").is_err());
+        assert!(toml::from_str::<FileConfig>("[serve]\nnope = 1").is_err());
+        let bad: FileConfig = toml::from_str("[scheduler]\nseeds_per_task = 0").expect("parse");
+        assert!(bad.validate().is_err());
         let bad = ControlPlaneConfig {
             advertise_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             ..ControlPlaneConfig::default()

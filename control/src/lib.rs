@@ -13,14 +13,16 @@
 //! `hawker serve` (its own thread and a 1–2 worker tokio runtime, apart from the data plane's
 //! cores). The control plane never touches piece bytes: those go over Vortex from the data plane.
 
+pub mod admin;
 pub mod config;
 pub mod health;
+pub mod node;
 pub mod origin;
 pub mod proto;
 pub mod scheduler;
 pub mod seed;
 
-pub use config::{ConfigError, ControlPlaneConfig, SchedulerConfig};
+pub use config::{AdminConfig, ConfigError, ControlPlaneConfig, FileConfig, SchedulerConfig};
 
 use proto::common::v2::Host;
 use proto::dfdaemon::v2::dfdaemon_upload_server::DfdaemonUploadServer;
@@ -158,6 +160,38 @@ pub async fn run_scheduler(
     serve_scheduler(&cfg, core, listener, shutdown).await
 }
 
+/// `hawker scheduler` with its admin endpoint: [`run_scheduler`], plus `/metrics` and the JSON
+/// views on `admin.listen` when given. Both listeners are bound before serving starts.
+pub async fn run_scheduler_with_admin(
+    cfg: SchedulerConfig,
+    admin_cfg: Option<AdminConfig>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ControlError> {
+    cfg.validate()?;
+    if let Some(a) = &admin_cfg {
+        a.validate()?;
+    }
+    let listener = bind(cfg.listen).await?;
+    let admin_listener = match &admin_cfg {
+        Some(a) => Some(bind(a.listen).await?),
+        None => None,
+    };
+    tracing::info!(listen = %cfg.listen, "scheduler listening");
+    let core = scheduler_core(&cfg, Arc::new(scheduler::NoSeeding));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let (Some(a), Some(l)) = (admin_cfg, admin_listener) {
+        tracing::info!(admin = ?l.local_addr().ok(), "admin endpoint listening");
+        let state = Arc::new(admin::AdminState {
+            scheduler: Some(core.clone()),
+            ..admin::AdminState::default()
+        });
+        tokio::spawn(admin::serve(a, l, state, stop_rx));
+    }
+    let result = serve_scheduler(&cfg, core, listener, shutdown).await;
+    let _ = stop_tx.send(true);
+    result
+}
+
 /// The Dragonfly host record of this seed.
 pub fn seed_host(cfg: &ControlPlaneConfig, upload_port: u16) -> Host {
     let ip = cfg.advertise_ip.to_string();
@@ -185,11 +219,17 @@ pub struct ControlPlaneHandle {
     pub host: Host,
     /// The embedded scheduler's state (for metrics and tests).
     pub scheduler: Option<Arc<SchedulerCore>>,
+    runtime: tokio::runtime::Handle,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<(), ControlError>>>,
 }
 
 impl ControlPlaneHandle {
+    /// The control plane's tokio runtime (to spawn more work on its threads).
+    pub fn runtime(&self) -> tokio::runtime::Handle {
+        self.runtime.clone()
+    }
+
     /// Stops the servers and waits for the control plane's thread.
     pub fn shutdown(mut self) -> Result<(), ControlError> {
         self.stop()
@@ -285,6 +325,7 @@ pub fn spawn_control_plane(
         .enable_all()
         .build()
         .map_err(|e| ControlError::Runtime(format!("tokio runtime: {e}")))?;
+    let runtime_handle = runtime.handle().clone();
     let core = cfg.scheduler.as_ref().map(|s| scheduler_core(s, seeding));
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     // The listeners are bound on the control plane's thread (this function may be called from
@@ -394,6 +435,7 @@ pub fn spawn_control_plane(
         upload_addr,
         host,
         scheduler: core,
+        runtime: runtime_handle,
         shutdown: Some(shutdown_tx),
         thread: Some(thread),
     })

@@ -19,6 +19,7 @@ use crate::proto::scheduler::v2::{
     StatTaskRequest,
 };
 use state::{Limits, ScheduleError, Scheduler, SeedOrder, Session};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -59,8 +60,48 @@ impl SeedDispatcher for ChannelSeeding {
     }
 }
 
+/// Counters of the scheduler service (exported on `/metrics` as `hawker_scheduler_*`).
+#[derive(Debug, Default)]
+pub struct SchedulerCounters {
+    /// `AnnouncePeer` calls accepted.
+    pub announce_calls: AtomicU64,
+    /// Scheduling answers sent (every kind below).
+    pub schedules: AtomicU64,
+    /// `NormalTaskResponse`s (candidate parents).
+    pub normal: AtomicU64,
+    /// `NeedBackToSourceResponse`s.
+    pub back_to_source: AtomicU64,
+    /// `EmptyTaskResponse`s.
+    pub empty: AtomicU64,
+    /// `MetadataOnlyResponse`s.
+    pub metadata_only: AtomicU64,
+    /// Messages refused with an error status.
+    pub refused: AtomicU64,
+    /// `AnnounceHost` calls accepted.
+    pub host_announces: AtomicU64,
+    /// Seeding orders handed to the dispatcher.
+    pub seed_orders: AtomicU64,
+}
+
+impl SchedulerCounters {
+    fn count_response(&self, response: &AnnouncePeerResponse) {
+        use crate::proto::scheduler::v2::announce_peer_response::Response as R;
+        let which = match &response.response {
+            Some(R::NormalTaskResponse(_)) => &self.normal,
+            Some(R::NeedBackToSourceResponse(_)) => &self.back_to_source,
+            Some(R::EmptyTaskResponse(_)) => &self.empty,
+            Some(R::MetadataOnlyResponse(_)) => &self.metadata_only,
+            None => return,
+        };
+        which.fetch_add(1, Relaxed);
+        self.schedules.fetch_add(1, Relaxed);
+    }
+}
+
 /// Shared state of the scheduler service.
 pub struct SchedulerCore {
+    /// Counters for `/metrics`.
+    pub counters: SchedulerCounters,
     state: Mutex<Scheduler>,
     seeding: Arc<dyn SeedDispatcher>,
     streams: Arc<tokio::sync::Semaphore>,
@@ -76,6 +117,7 @@ impl SchedulerCore {
         announce_idle_timeout: Duration,
     ) -> Arc<SchedulerCore> {
         Arc::new(SchedulerCore {
+            counters: SchedulerCounters::default(),
             state: Mutex::new(Scheduler::new(limits)),
             seeding,
             streams: Arc::new(tokio::sync::Semaphore::new(max_announce_streams)),
@@ -164,9 +206,11 @@ async fn announce_loop(
         match result {
             Ok(step) => {
                 for order in step.seed_orders {
+                    core.counters.seed_orders.fetch_add(1, Relaxed);
                     core.seeding.dispatch(order);
                 }
                 if let Some(response) = step.response {
+                    core.counters.count_response(&response);
                     if tx.send(Ok(response)).await.is_err() {
                         break;
                     }
@@ -176,6 +220,7 @@ async fn announce_loop(
                 }
             }
             Err(e) => {
+                core.counters.refused.fetch_add(1, Relaxed);
                 tracing::warn!(peer = %message.peer_id, task = %message.task_id, "announce peer refused: {e}");
                 let _ = tx.send(Err(status(e))).await;
                 break;
@@ -199,6 +244,7 @@ impl SchedulerRpc for SchedulerService {
             self.core.streams.clone().try_acquire_owned().map_err(|_| {
                 Status::resource_exhausted("max_announce_streams calls in progress")
             })?;
+        self.core.counters.announce_calls.fetch_add(1, Relaxed);
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(ANNOUNCE_RESPONSE_QUEUE);
         let core = self.core.clone();
@@ -261,6 +307,7 @@ impl SchedulerRpc for SchedulerService {
             .lock()
             .handle_announce_host(Instant::now(), host, interval)
             .map_err(status)?;
+        self.core.counters.host_announces.fetch_add(1, Relaxed);
         Ok(Response::new(()))
     }
 

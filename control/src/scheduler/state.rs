@@ -236,6 +236,77 @@ struct PeerEntry {
     last_seen: Instant,
 }
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// One host, as the admin API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HostView {
+    /// Host id (`{ip}-{hostname}`, `-seed` for seeds).
+    pub id: String,
+    /// Host name.
+    pub hostname: String,
+    /// The IP peers reach it at.
+    pub ip: String,
+    /// Its upload gRPC port.
+    pub port: i32,
+    /// A seed (announced a non-zero host type).
+    pub seed: bool,
+    /// Children currently scheduled to it.
+    pub children: u32,
+    /// Its peers (tasks it holds or downloads).
+    pub peers: usize,
+    /// Milliseconds since its last announce.
+    pub last_seen_ms_ago: u64,
+    /// Its time to live without an announce.
+    pub ttl_ms: u64,
+}
+
+/// One task, as the admin API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TaskSnapshot {
+    /// Task id.
+    pub id: String,
+    /// Origin URL (query string removed).
+    pub url: String,
+    /// Content length, once a client told it.
+    pub content_length: Option<u64>,
+    /// Piece length, once a client told it.
+    pub piece_length: Option<u64>,
+    /// Piece count, once a client told it.
+    pub piece_count: Option<u32>,
+    /// Peer ids of the task.
+    pub peers: Vec<String>,
+    /// Seed hosts ordered to fetch it.
+    pub seeds_ordered: Vec<String>,
+    /// Seed hosts whose fetch failed.
+    pub seeds_failed: Vec<String>,
+    /// Per piece number: the peers that reported holding it.
+    pub piece_holders: Vec<Vec<String>>,
+}
+
+/// One peer, as the admin API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PeerView {
+    /// Peer id.
+    pub id: String,
+    /// Its task.
+    pub task_id: String,
+    /// Its host.
+    pub host_id: String,
+    /// Its state (`Pending`, `Running`, `BackToSource`, `Succeeded`, `Failed`).
+    pub state: &'static str,
+    /// Pieces it reported.
+    pub pieces: usize,
+    /// Hosts of the parents it was offered last.
+    pub parent_hosts: Vec<String>,
+    /// Parents it will not be offered again.
+    pub blocked_parents: Vec<String>,
+    /// Milliseconds since its last message.
+    pub last_seen_ms_ago: u64,
+}
+
 /// The peer id hawker uses for a seed host's copy of a task.
 pub fn seed_peer_id(seed_host_id: &str, task_id: &str) -> String {
     format!("{seed_host_id}-{task_id}-seed")
@@ -725,6 +796,96 @@ impl Scheduler {
             created_at: Some(peer.created_at.into()),
             ..Peer::default()
         })
+    }
+
+    // ----- admin views -------------------------------------------------------------------
+
+    /// The known hosts for the admin API (`GET /hosts`), sorted by id, at most `max`.
+    pub fn host_views(&self, now: Instant, max: usize) -> Vec<HostView> {
+        let mut v: Vec<HostView> = self
+            .hosts
+            .values()
+            .map(|h| HostView {
+                id: h.host.id.clone(),
+                hostname: h.host.hostname.clone(),
+                ip: h.host.ip.clone(),
+                port: h.host.port,
+                seed: h.is_seed,
+                children: h.children,
+                peers: h.peers.len(),
+                last_seen_ms_ago: millis(now.saturating_duration_since(h.last_seen)),
+                ttl_ms: millis(h.ttl),
+            })
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v.truncate(max);
+        v
+    }
+
+    /// The known tasks for the admin API (`GET /tasks`), sorted by id, at most `max`: each with
+    /// its peers and, per piece, the peers that reported holding it (seeds' own copies are not
+    /// peers here: the caller adds the store's view).
+    pub fn task_views(&self, max: usize) -> Vec<TaskSnapshot> {
+        let mut ids: Vec<&String> = self.tasks.keys().collect();
+        ids.sort();
+        ids.truncate(max);
+        ids.into_iter()
+            .filter_map(|id| {
+                let t = self.tasks.get(id)?;
+                let mut peers: Vec<String> = t.peers.iter().cloned().collect();
+                peers.sort();
+                let count = t.piece_count.unwrap_or(0);
+                let mut holders: Vec<Vec<String>> = vec![Vec::new(); count as usize];
+                for pid in &peers {
+                    if let Some(p) = self.peers.get(pid) {
+                        for &n in &p.pieces {
+                            if let Some(slot) = holders.get_mut(n as usize) {
+                                slot.push(pid.clone());
+                            }
+                        }
+                    }
+                }
+                let mut ordered: Vec<String> = t.seed_ordered.iter().cloned().collect();
+                ordered.sort();
+                let mut failed: Vec<String> = t.seed_failed.iter().cloned().collect();
+                failed.sort();
+                Some(TaskSnapshot {
+                    id: id.clone(),
+                    url: crate::origin::http::redact_url(&t.download.url).to_string(),
+                    content_length: t.content_length,
+                    piece_length: t.download.actual_piece_length.or(t.download.piece_length),
+                    piece_count: t.piece_count,
+                    peers,
+                    seeds_ordered: ordered,
+                    seeds_failed: failed,
+                    piece_holders: holders,
+                })
+            })
+            .collect()
+    }
+
+    /// The known peers for the admin API (`GET /peers`), sorted by id, at most `max`.
+    pub fn peer_views(&self, now: Instant, max: usize) -> Vec<PeerView> {
+        let mut ids: Vec<&String> = self.peers.keys().collect();
+        ids.sort();
+        ids.truncate(max);
+        ids.into_iter()
+            .filter_map(|id| {
+                let p = self.peers.get(id)?;
+                let mut parents = p.parent_hosts.clone();
+                parents.sort();
+                Some(PeerView {
+                    id: id.clone(),
+                    task_id: p.task_id.clone(),
+                    host_id: p.host_id.clone(),
+                    state: p.state.as_str(),
+                    pieces: p.pieces.len(),
+                    parent_hosts: parents,
+                    blocked_parents: p.blocked.clone(),
+                    last_seen_ms_ago: millis(now.saturating_duration_since(p.last_seen)),
+                })
+            })
+            .collect()
     }
 
     // ----- expiry ------------------------------------------------------------------------
