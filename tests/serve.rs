@@ -125,6 +125,33 @@ fn range_edge_cases() {
             None => assert_eq!(r.header("Content-Range").unwrap(), format!("bytes */{len}")),
         }
     }
+    // Ranges of one piece: relative to the piece; the digest header is the whole piece's.
+    let piece1 = &big.content[4 * MIB..];
+    let r = http_request(
+        &mut h,
+        "GET",
+        &format!("/tasks/{}/pieces/1", big.id),
+        &[("Range", "bytes=10-19")],
+    )
+    .unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (206, &piece1[10..20]));
+    assert_eq!(
+        r.header("Content-Range").unwrap(),
+        format!("bytes 10-19/{}", piece1.len())
+    );
+    let digest = r.header("X-Hawker-Piece-Digest").unwrap();
+    assert_eq!(
+        hawker_shared::digest::parse_piece_digest(digest),
+        Some(hawker_shared::digest::crc32(piece1))
+    );
+    let r = http_request(
+        &mut h,
+        "GET",
+        &format!("/tasks/{}/pieces/1", big.id),
+        &[("Range", "bytes=100-")],
+    )
+    .unwrap();
+    assert_eq!(r.status, 416);
     // One byte and empty content.
     let r = http_request(&mut h, "GET", &path(one), &[("Range", "bytes=0-0")]).unwrap();
     assert_eq!((r.status, r.body.as_slice()), (206, &one.content[..]));

@@ -850,26 +850,16 @@ impl Core {
                             ("X-Hawker-Piece-Digest", digest.as_str()),
                             ("X-Hawker-Piece-Offset", off.format(range.offset)),
                         ];
-                        let c = self.conn(slot);
-                        c.out.clear();
-                        c.out_pos = 0;
-                        ResponseHead {
-                            status: 200,
-                            content_length: range.length,
-                            content_type: "application/octet-stream",
-                            content_range: None,
-                            keep_alive: !c.close_after,
-                            extra: &extra,
-                        }
-                        .encode(&mut c.out);
-                        if !head_only && range.length > 0 {
-                            advise_willneed(&t, range.offset, range.length);
-                            c.body = Some(Body {
-                                task: t,
-                                pos: range.offset,
-                                end: range.offset + range.length,
-                            });
-                        }
+                        let resolved = http::resolve_range(req.range, range.length);
+                        self.answer_content(
+                            slot,
+                            t,
+                            range.offset,
+                            range.length,
+                            resolved,
+                            &extra,
+                            head_only,
+                        );
                     }
                 }
             }
@@ -878,33 +868,19 @@ impl Core {
                     return self.http_error(slot, 404, "task not found", ErrorKind::NotFound);
                 };
                 let layout = lt.task.layout();
-                let total = layout.content_length;
-                let (status, start, end_incl) = match http::resolve_range(req.range, total) {
-                    ResolvedRange::Full => (200, 0, total.wrapping_sub(1)),
+                let resolved = http::resolve_range(req.range, layout.content_length);
+                let span = match resolved {
+                    ResolvedRange::Full if layout.content_length > 0 => {
+                        Some((0, layout.content_length - 1))
+                    }
                     ResolvedRange::Partial {
                         start,
                         end_inclusive,
-                    } => (206, start, end_inclusive),
-                    ResolvedRange::Unsatisfiable => {
-                        inc(&self.metrics().errors[ErrorKind::RangeNotSatisfiable as usize]);
-                        let c = self.conn(slot);
-                        c.out.clear();
-                        c.out_pos = 0;
-                        ResponseHead {
-                            status: 416,
-                            content_length: 0,
-                            content_type: "text/plain",
-                            content_range: Some(ContentRange::Unsatisfied { total }),
-                            keep_alive: !c.close_after,
-                            extra: &[],
-                        }
-                        .encode(&mut c.out);
-                        return;
-                    }
+                    } => Some((start, end_inclusive)),
+                    _ => None,
                 };
-                let len = if total == 0 { 0 } else { end_incl - start + 1 };
-                if len > 0 {
-                    let pieces = layout.pieces_overlapping(start, end_incl);
+                if let Some((first, last)) = span {
+                    let pieces = layout.pieces_overlapping(first, last);
                     if !lt.has_all(*pieces.start(), *pieces.end()) {
                         return self.http_error(
                             slot,
@@ -915,31 +891,67 @@ impl Core {
                     }
                 }
                 let t = lt.task.clone();
-                let c = self.conn(slot);
-                c.out.clear();
-                c.out_pos = 0;
-                ResponseHead {
-                    status,
-                    content_length: len,
-                    content_type: "application/octet-stream",
-                    content_range: (status == 206).then_some(ContentRange::Bytes {
-                        start,
-                        end_inclusive: end_incl,
-                        total,
-                    }),
-                    keep_alive: !c.close_after,
-                    extra: &[],
-                }
-                .encode(&mut c.out);
-                if !head_only && len > 0 {
-                    advise_willneed(&t, start, len);
-                    c.body = Some(Body {
-                        task: t,
-                        pos: start,
-                        end: start + len,
-                    });
-                }
+                self.answer_content(slot, t, 0, layout.content_length, resolved, &[], head_only);
             }
+        }
+    }
+
+    /// Answers for the `total` bytes of `task` that start at content offset `base` (a piece or
+    /// the whole task), as `resolved` from the request's Range: 200, 206 or 416. The body, if
+    /// any, is a slice of the task's mapping.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_content(
+        &mut self,
+        slot: usize,
+        task: Arc<Task>,
+        base: u64,
+        total: u64,
+        resolved: ResolvedRange,
+        extra: &[(&str, &str)],
+        head_only: bool,
+    ) {
+        let (status, start, len) = match resolved {
+            ResolvedRange::Full => (200, 0, total),
+            ResolvedRange::Partial {
+                start,
+                end_inclusive,
+            } => (206, start, end_inclusive - start + 1),
+            ResolvedRange::Unsatisfiable => (416, 0, 0),
+        };
+        if status == 416 {
+            inc(&self.metrics().errors[ErrorKind::RangeNotSatisfiable as usize]);
+        }
+        let c = self.conn(slot);
+        c.out.clear();
+        c.out_pos = 0;
+        ResponseHead {
+            status,
+            content_length: len,
+            content_type: if status == 416 {
+                "text/plain"
+            } else {
+                "application/octet-stream"
+            },
+            content_range: match status {
+                206 => Some(ContentRange::Bytes {
+                    start,
+                    end_inclusive: start + len - 1,
+                    total,
+                }),
+                416 => Some(ContentRange::Unsatisfied { total }),
+                _ => None,
+            },
+            keep_alive: !c.close_after,
+            extra: if status == 416 { &[] } else { extra },
+        }
+        .encode(&mut c.out);
+        if !head_only && len > 0 {
+            advise_willneed(&task, base + start, len);
+            c.body = Some(Body {
+                task,
+                pos: base + start,
+                end: base + start + len,
+            });
         }
     }
 
