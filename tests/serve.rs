@@ -392,3 +392,37 @@ fn healthz_reports_each_state() {
         .unwrap()
         .contains("hawker_health{state=\"failed\"} 2"));
 }
+
+/// More operations in one turn than the ring has entries: the core keeps the overflow and
+/// submits it next turn; every connection is still answered.
+#[test]
+fn a_small_ring_still_answers_every_connection() {
+    use std::io::Write;
+    let mut cfg = config(SendMode::Copy);
+    cfg.ring_entries = 64;
+    let srv = TestServer::start(&[4 * MIB + 3], cfg);
+    let t = &srv.tasks[0];
+    let mut conns: Vec<_> = (0..300).map(|_| connect(srv.vortex)).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        let req = hawker_shared::vortex::DownloadPiece {
+            task_id: t.id,
+            piece_number: (i % 2) as u32,
+        }
+        .encode_packet(Tag::DownloadPiece, 1);
+        c.write_all(&req).unwrap();
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        match vortex_read_reply(c).unwrap() {
+            VortexReply::Piece {
+                number,
+                digest,
+                bytes,
+                ..
+            } => {
+                assert_eq!(number, (i % 2) as u32);
+                check_piece(t, number, &digest, &bytes);
+            }
+            other => panic!("connection {i}: {other:?}"),
+        }
+    }
+}

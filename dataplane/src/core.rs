@@ -203,6 +203,8 @@ pub struct Core {
     timespec: Box<types::Timespec>,
     timer_armed: bool,
     cqes: Vec<(u64, i32, u32)>,
+    /// Entries that did not fit the submission queue this turn (see `push`).
+    backlog: std::collections::VecDeque<squeue::Entry>,
     now: Instant,
     scratch: String,
     packet_id: u8,
@@ -242,6 +244,7 @@ impl Core {
             timespec: Box::new(types::Timespec::from(TICK)),
             timer_armed: false,
             cqes: Vec::with_capacity(setup.cfg.ring_entries as usize * 4),
+            backlog: std::collections::VecDeque::new(),
             now: Instant::now(),
             scratch: String::with_capacity(256),
             packet_id: 0,
@@ -274,6 +277,7 @@ impl Core {
     /// Runs until the core has drained. Returns an error only for a broken ring.
     pub fn run(mut self) -> Result<(), String> {
         loop {
+            self.flush_backlog();
             match self.ring.submit_and_wait(1) {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
@@ -304,18 +308,34 @@ impl Core {
     }
 
     fn push(&mut self, entry: squeue::Entry) {
+        if !self.backlog.is_empty() || !self.try_push(&entry) {
+            // Submission queue full (more new operations in one turn than it has entries, or
+            // the kernel refused a submit while its completion queue overflowed): keep the
+            // entry and submit it next turn. Bounded: one operation per connection at most,
+            // plus accepts, the edge read and the timer.
+            self.backlog.push_back(entry);
+        }
+    }
+
+    fn try_push(&mut self, entry: &squeue::Entry) -> bool {
         // SAFETY: every entry we build points into memory that outlives its completion: the
         // connection's boxed buffers (released only when no op is in flight), a task mapping
         // held by an Arc in the connection, or boxed fields of `Core`.
         unsafe {
-            if self.ring.submission().push(&entry).is_err() {
-                // Submission queue full: hand what we have to the kernel and retry.
-                let _ = self.ring.submit();
-                if self.ring.submission().push(&entry).is_err() {
-                    // Cannot happen after a successful submit of a full queue; treat as fatal
-                    // for this operation's owner by leaving it to time out.
-                    tracing::error!(core = self.index, "submission queue stuck full");
-                }
+            if self.ring.submission().push(entry).is_ok() {
+                return true;
+            }
+            let _ = self.ring.submit();
+            self.ring.submission().push(entry).is_ok()
+        }
+    }
+
+    /// Moves entries kept back by [`Core::push`] into the submission queue, oldest first.
+    fn flush_backlog(&mut self) {
+        while let Some(e) = self.backlog.pop_front() {
+            if !self.try_push(&e) {
+                self.backlog.push_front(e);
+                return;
             }
         }
     }
