@@ -1043,6 +1043,7 @@ impl Core {
                 c.parked = true;
                 self.pacer.parked.push((slot as u32, c.gen));
             }
+            self.pacer.throttled_in_window = true;
             return;
         }
         match c.strategy {
@@ -1467,6 +1468,8 @@ struct Pacer {
     window_start: Instant,
     window_bytes: u64,
     rate_bytes_per_sec: f64,
+    /// A connection waited for credit during the current window.
+    throttled_in_window: bool,
     last_tick: Instant,
     chunk_bytes: u64,
     /// Connections waiting for credit: (slot, generation).
@@ -1484,6 +1487,7 @@ impl Pacer {
             window_start: now,
             window_bytes: 0,
             rate_bytes_per_sec: PACING_INITIAL_BYTES_PER_SEC,
+            throttled_in_window: false,
             last_tick: now,
             chunk_bytes,
             parked: Vec::new(),
@@ -1495,9 +1499,19 @@ impl Pacer {
         let elapsed = now.saturating_duration_since(self.window_start);
         if elapsed >= PACING_WINDOW {
             let measured = self.window_bytes as f64 / elapsed.as_secs_f64();
-            self.rate_bytes_per_sec = measured.max(PACING_FLOOR_BYTES_PER_SEC);
+            self.rate_bytes_per_sec = if self.throttled_in_window {
+                // The pacer held someone back: what went out is what the core can do now
+                // (the slack lets it grow by half a window at a time).
+                measured.max(PACING_FLOOR_BYTES_PER_SEC)
+            } else {
+                // Nobody waited for credit: the window says how much was asked for, not how
+                // much the core can do (an idle core must not forget its rate and then
+                // throttle the next flash crowd). Only ever raise the estimate here.
+                self.rate_bytes_per_sec.max(measured)
+            };
             self.window_start = now;
             self.window_bytes = 0;
+            self.throttled_in_window = false;
         }
         let dt = now.saturating_duration_since(self.last_tick).as_secs_f64();
         self.last_tick = now;
@@ -1553,15 +1567,25 @@ mod tests {
         let g = p.grant(t0 + Duration::from_millis(100), 100);
         let want = PACING_SLACK * PACING_INITIAL_BYTES_PER_SEC * 0.1 / 100.0;
         assert!((g as f64 - want).abs() < want * 0.01, "{g} vs {want}");
-        // 100 MB sent over the first 500 ms: the rate becomes 200 MB/s.
+        // 100 MB sent over the first 500 ms while the pacer held connections back: the rate
+        // becomes 200 MB/s.
         p.window_bytes = 100_000_000;
+        p.throttled_in_window = true;
         let g = p.grant(t0 + Duration::from_millis(500), 10);
         let want = PACING_SLACK * 200e6 * 0.4 / 10.0;
         assert!((g as f64 - want).abs() < want * 0.01, "{g} vs {want}");
         // A core that sent almost nothing is never throttled below the floor.
         p.window_bytes = 1;
+        p.throttled_in_window = true;
         let g = p.grant(t0 + Duration::from_millis(1000), 1);
         let want = PACING_SLACK * PACING_FLOOR_BYTES_PER_SEC * 0.5;
+        assert!((g as f64 - want).abs() < want * 0.01, "{g} vs {want}");
+        // An idle window (nobody throttled) keeps the rate: the next burst is not throttled
+        // to what an idle core happened to send.
+        p.rate_bytes_per_sec = 2e9;
+        p.window_bytes = 0;
+        let g = p.grant(t0 + Duration::from_millis(1500), 4);
+        let want = PACING_SLACK * 2e9 * 0.5 / 4.0;
         assert!((g as f64 - want).abs() < want * 0.01, "{g} vs {want}");
         // The cap: at least two chunks, and two grants.
         assert_eq!(p.credit_cap(1), 512 * 1024);
