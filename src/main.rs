@@ -505,24 +505,10 @@ fn serve(mut a: ServeArgs, m: &ArgMatches) -> Result<()> {
             origin: file.origin.clone(),
             admin: Some(admin),
         };
-        // Ports left at their defaults may be taken by another hawker on this host (or a
-        // Dragonfly scheduler): then serve the data plane alone rather than not at all. Ports
-        // the operator chose are an error.
-        let chosen = a.config.is_some()
-            || !a.schedulers.is_empty()
-            || ["scheduler_listen", "upload_listen", "admin_listen"]
-                .iter()
-                .any(|id| given(m, id));
         match start_seed_node(cfg, store.clone(), server.edge()) {
             Ok(n) => Some(n),
-            Err(e @ hawker_control::ControlError::Bind { .. }) if !chosen => {
-                tracing::warn!(
-                    "control plane NOT started: {e}; serving the data plane only (pass --scheduler-listen / --upload-listen / --admin-listen to move it, or --no-control-plane to silence this)"
-                );
-                None
-            }
             Err(e) => bail!(
-                "control plane: {e} (move it with --scheduler-listen / --upload-listen / --admin-listen, or run with --no-control-plane)"
+                "control plane: {e} (move it with --scheduler-listen / --upload-listen / --admin-listen, or run the data plane alone with --no-control-plane)"
             ),
         }
     };

@@ -42,6 +42,9 @@ fn spawn_serve(
             &http.to_string(),
             "--cores",
             "0",
+            // These tests are about the data plane and several run at once: no control plane
+            // (its default ports would collide).
+            "--no-control-plane",
         ])
         .args(extra)
         .stdout(Stdio::null())
