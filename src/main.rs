@@ -96,7 +96,8 @@ struct ServeArgs {
     /// Abort a response that makes no progress for this long.
     #[arg(long, default_value_t = 30_000)]
     send_stall_timeout_ms: u64,
-    /// After SIGTERM, answer /healthz 503 for this long before the listeners close.
+    /// After SIGTERM, keep taking work for this long (with /healthz already 503) before the
+    /// Vortex listener closes and HTTP answers only /healthz and /metrics.
     #[arg(long, default_value_t = 0)]
     drain_grace_ms: u64,
     /// Then let in-flight responses finish for at most this long.
