@@ -72,6 +72,10 @@ impl Origin {
     }
 }
 
+/// The address `hawker serve --advertise-addr` is given: not the one its Vortex port is bound to
+/// (0.0.0.0) nor the one the test reaches its gRPC ports on (127.0.0.1).
+const ADVERTISED: &str = "127.0.0.2";
+
 fn origin_conn(
     mut s: TcpStream,
     content: &[u8],
@@ -172,8 +176,11 @@ impl Drop for Hawker {
 fn serve(dir: &std::path::Path, p: &Ports, config: Option<&std::path::Path>) -> Hawker {
     let mut cmd = Command::new(HAWKER);
     cmd.args(["serve", "--data-dir"]).arg(dir);
+    // Vortex listens on every address and the seed advertises another loopback address than
+    // the one the test's other ports use: peers must be given the advertised address.
+    let vortex_any = SocketAddr::from(([0, 0, 0, 0], p.vortex.port()));
     for (flag, addr) in [
-        ("--vortex-listen", p.vortex),
+        ("--vortex-listen", vortex_any),
         ("--http-listen", p.http),
         ("--scheduler-listen", p.scheduler),
         ("--upload-listen", p.upload),
@@ -185,7 +192,7 @@ fn serve(dir: &std::path::Path, p: &Ports, config: Option<&std::path::Path>) -> 
         "--cores",
         "0",
         "--advertise-addr",
-        "127.0.0.1",
+        ADVERTISED,
         "--send-mode",
         "copy",
     ]);
@@ -460,10 +467,10 @@ async fn a_dfdaemon_like_child_gets_every_piece_from_hawker_and_origin_sees_each
     assert_eq!(parents1.len(), 1, "{parents1:?}");
     assert_eq!(
         (parents1[0].1.as_str(), parents1[0].2),
-        ("127.0.0.1", i32::from(p.upload.port()))
+        (ADVERTISED, i32::from(p.upload.port()))
     );
     let synced = sync_pieces(p.upload, &child.task, layout.piece_count(), |m| {
-        assert_eq!(m.ip, "127.0.0.1");
+        assert_eq!(m.ip, ADVERTISED);
         assert_eq!(m.tcp_port, Some(i32::from(p.vortex.port())));
     })
     .await;
