@@ -136,6 +136,14 @@ fn main() {
                 true,
             ),
             (
+                "download_task",
+                "DownloadTask",
+                l(d("DownloadTaskRequest")),
+                l(d("DownloadTaskResponse")),
+                false,
+                true,
+            ),
+            (
                 "sync_host",
                 "SyncHost",
                 l(d("SyncHostRequest")),

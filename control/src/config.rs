@@ -222,6 +222,7 @@ impl ControlPlaneConfig {
             poll_interval_ms: self.sync_poll_interval_ms,
             sync_host_interval_ms: 10_000,
             max_streams: self.max_upload_streams,
+            ..UploadLimits::new(self.advertise_ip, self.vortex_tcp_port)
         }
     }
 

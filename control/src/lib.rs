@@ -31,7 +31,7 @@ use proto::scheduler::v2::scheduler_client::SchedulerClient;
 use proto::scheduler::v2::scheduler_server::SchedulerServer;
 use proto::scheduler::v2::AnnounceHostRequest;
 use scheduler::{SchedulerCore, SchedulerService, SeedDispatcher};
-use seed::{PieceSource, UploadService};
+use seed::{PieceSource, SeedOrders, UploadService};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -145,10 +145,22 @@ async fn serve_scheduler(
     result
 }
 
+/// A scheduler core whose seeding orders go to remote seeds ([`scheduler::RemoteSeeding`]).
+fn fleet_scheduler_core(cfg: &SchedulerConfig) -> Arc<SchedulerCore> {
+    let remote = scheduler::RemoteSeeding::new(scheduler::RemoteSeedingLimits {
+        max_message_bytes: cfg.max_message_bytes,
+        ..scheduler::RemoteSeedingLimits::default()
+    });
+    let core = scheduler_core(cfg, Arc::new(remote.clone()));
+    remote.set_scheduler(&core);
+    core
+}
+
 /// `hawker scheduler`: serves `scheduler.v2.Scheduler` and health on `cfg.listen` until
-/// `shutdown` resolves. Seeds are the hosts that announce a non-zero host type; seeding orders
-/// are not forwarded to remote seeds yet (see docs/dragonfly.md), so remote seeds serve what
-/// their store holds.
+/// `shutdown` resolves. Seeds are the hosts that announce a non-zero host type; a seeding order
+/// is sent to the seed responsible for the task as a `DfdaemonUpload/DownloadTask` call on its
+/// announced upload port ([`scheduler::RemoteSeeding`]), and a failed call sends the waiting
+/// children back to source.
 pub async fn run_scheduler(
     cfg: SchedulerConfig,
     shutdown: impl Future<Output = ()>,
@@ -156,7 +168,7 @@ pub async fn run_scheduler(
     cfg.validate()?;
     let listener = bind(cfg.listen).await?;
     tracing::info!(listen = %cfg.listen, "scheduler listening");
-    let core = scheduler_core(&cfg, Arc::new(scheduler::NoSeeding));
+    let core = fleet_scheduler_core(&cfg);
     serve_scheduler(&cfg, core, listener, shutdown).await
 }
 
@@ -177,7 +189,7 @@ pub async fn run_scheduler_with_admin(
         None => None,
     };
     tracing::info!(listen = %cfg.listen, "scheduler listening");
-    let core = scheduler_core(&cfg, Arc::new(scheduler::NoSeeding));
+    let core = fleet_scheduler_core(&cfg);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let (Some(a), Some(l)) = (admin_cfg, admin_listener) {
         tracing::info!(admin = ?l.local_addr().ok(), "admin endpoint listening");
@@ -318,6 +330,17 @@ pub fn spawn_control_plane(
     source: Arc<dyn PieceSource>,
     seeding: Arc<dyn SeedDispatcher>,
 ) -> Result<ControlPlaneHandle, ControlError> {
+    spawn_control_plane_with_orders(cfg, source, seeding, None)
+}
+
+/// [`spawn_control_plane`], and the upload service takes schedulers' seeding orders
+/// (`DfdaemonUpload/DownloadTask`) with `orders` when given (UNIMPLEMENTED otherwise).
+pub fn spawn_control_plane_with_orders(
+    cfg: ControlPlaneConfig,
+    source: Arc<dyn PieceSource>,
+    seeding: Arc<dyn SeedDispatcher>,
+    orders: Option<Arc<dyn SeedOrders>>,
+) -> Result<ControlPlaneHandle, ControlError> {
     cfg.validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cfg.worker_threads)
@@ -373,16 +396,17 @@ pub fn spawn_control_plane(
                     let _ = rx.wait_for(|s| *s).await;
                 };
                 let upload_limits = cfg.upload_limits();
+                let mut upload_service = UploadService::new(source, upload_limits);
+                if let Some(orders) = orders {
+                    upload_service = upload_service.with_orders(orders, host.id.clone());
+                }
                 let upload = serve_with_grace(
                     |stop| {
                         tonic::transport::Server::builder()
                             .add_service(HealthServer::new(health::HealthService::new(
                                 UPLOAD_SERVICES,
                             )))
-                            .add_service(DfdaemonUploadServer::new(UploadService::new(
-                                source,
-                                upload_limits,
-                            )))
+                            .add_service(DfdaemonUploadServer::new(upload_service))
                             .serve_with_incoming_shutdown(
                                 TcpListenerStream::new(upload_listener),
                                 stop,

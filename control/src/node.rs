@@ -7,8 +7,10 @@
 //!   schedules skip this seed and children go back to source.
 //! - [`SeedingSource`]: [`StorePieces`] plus the fetches that failed, so a child's SyncPieces on
 //!   a failed task ends with UNAVAILABLE at once (it then reschedules) instead of idling.
-//! - [`start_seed_node`]: the control plane ([`spawn_control_plane`]) with both of the above,
-//!   `Seeder::resume_partials` at start, and the admin HTTP endpoint ([`crate::admin`]).
+//! - [`start_seed_node`]: the control plane ([`spawn_control_plane_with_orders`]) with both of
+//!   the above, `OriginDispatcher` also taking remote schedulers' seeding orders
+//!   (`DfdaemonUpload/DownloadTask`, [`SeedOrders`]), `Seeder::resume_partials` at start, and
+//!   the admin HTTP endpoint ([`crate::admin`]).
 //!
 //! Invariants: dispatching never blocks (the seeder's `seed` takes two short locks; the watch
 //! is a spawned task). One watcher per task at a time (`watching`). Bounds: failed tasks are
@@ -19,10 +21,12 @@
 use crate::admin::{self, AdminState};
 use crate::config::{AdminConfig, ControlPlaneConfig};
 use crate::origin::{OriginConfig, SeedHandle, SeedRequest, SeedStatus, Seeder};
+use crate::proto::common::v2::Download;
 use crate::scheduler::state::SeedOrder;
 use crate::scheduler::{SchedulerCore, SeedDispatcher};
+use crate::seed::SeedOrders;
 use crate::seed::{PieceSource, StorePieces, TaskProgress, TaskView};
-use crate::{spawn_control_plane, ControlError, ControlPlaneHandle};
+use crate::{spawn_control_plane_with_orders, ControlError, ControlPlaneHandle};
 use hawker_dataplane::edge::EdgeSender;
 use hawker_dataplane::store::Store;
 use hawker_shared::ids::TaskId;
@@ -56,6 +60,7 @@ struct Inner {
     seeder: Seeder,
     store: Arc<Mutex<Store>>,
     scheduler: OnceLock<Weak<SchedulerCore>>,
+    host_id: OnceLock<String>,
     counters: Arc<SeedingCounters>,
     changes: watch::Sender<u64>,
     watching: Mutex<HashSet<TaskId>>,
@@ -82,6 +87,7 @@ impl OriginDispatcher {
                 seeder,
                 store,
                 scheduler: OnceLock::new(),
+                host_id: OnceLock::new(),
                 counters: Arc::new(SeedingCounters::default()),
                 changes: watch::channel(0).0,
                 watching: Mutex::new(HashSet::new()),
@@ -252,6 +258,21 @@ impl SeedDispatcher for OriginDispatcher {
     }
 }
 
+/// Seeding orders of remote schedulers (`DfdaemonUpload/DownloadTask`, fleet mode): the same
+/// fetch as an order of the embedded scheduler; a failure is reported to the embedded scheduler
+/// only (the remote one learns it from the call's status).
+impl SeedOrders for OriginDispatcher {
+    fn order(&self, task_id: TaskId, download: &Download) -> SeedHandle {
+        let host = self
+            .inner
+            .scheduler
+            .get()
+            .and_then(Weak::upgrade)
+            .and(self.inner.host_id.get().cloned());
+        self.seed(SeedRequest::from_download(task_id, download), host)
+    }
+}
+
 /// The store as SyncPieces sees it on a seeding node: [`StorePieces`], except that a task
 /// whose fetch failed (and is not complete) reads as [`TaskProgress::Failed`], so children
 /// waiting on it are ended at once.
@@ -357,11 +378,13 @@ pub fn start_seed_node(
         Some(a) => Some(admin::bind_std(a.listen)?),
         None => None,
     };
-    let control = spawn_control_plane(
+    let control = spawn_control_plane_with_orders(
         cfg.control.clone(),
         source.clone(),
         Arc::new(dispatcher.clone()),
+        Some(Arc::new(dispatcher.clone())),
     )?;
+    let _ = dispatcher.inner.host_id.set(control.host.id.clone());
     if let Some(core) = &control.scheduler {
         dispatcher.set_scheduler(core);
     }

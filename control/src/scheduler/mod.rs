@@ -6,10 +6,15 @@
 //! channel (`ANNOUNCE_RESPONSE_QUEUE` messages) that tonic drains. The call ends with OK after
 //! a terminal message (the client waits for that before it returns), with the mapped error
 //! status on a refused message, or with DEADLINE_EXCEEDED after `announce_idle_timeout_ms`
-//! without a message. Seeding orders go to a [`SeedDispatcher`].
+//! without a message. Seeding orders go to a [`SeedDispatcher`]: the node's origin fetcher when
+//! the scheduler is embedded in `hawker serve`, [`RemoteSeeding`] (a `DownloadTask` call to the
+//! seed) in a standalone `hawker scheduler`.
 
 pub mod hrw;
+pub mod remote;
 pub mod state;
+
+pub use remote::{RemoteSeeding, RemoteSeedingLimits};
 
 use crate::proto::common::v2::{Peer, Task};
 use crate::proto::scheduler::v2::scheduler_server::Scheduler as SchedulerRpc;

@@ -431,6 +431,11 @@ impl Scheduler {
         }
     }
 
+    /// The host record of `host_id` as last announced, if it is known.
+    pub fn host(&self, host_id: &str) -> Option<&Host> {
+        self.hosts.get(host_id).map(|h| &h.host)
+    }
+
     /// `ListHosts`: the known hosts (trimmed to identity and ports).
     pub fn list_hosts(&self) -> Vec<Host> {
         self.hosts.values().map(|h| h.host.clone()).collect()

@@ -15,10 +15,18 @@
 //! exist yet is waited for `task_wait_ms` then answered NOT_FOUND, and a call on which nothing
 //! lands for `idle_timeout_ms` ends with DEADLINE_EXCEEDED (the client then reschedules).
 //! Without a change signal the store is polled every `poll_interval_ms`.
+//!
+//! `DownloadTask{download}` is a scheduler's seeding order (fleet mode): served when the
+//! service was given a [`SeedOrders`] ([`UploadService::with_orders`]), UNIMPLEMENTED otherwise;
+//! see [`order`] for its stream and bounds (`max_download_tasks`,
+//! `download_task_idle_timeout_ms`).
 
 use crate::proto::common::v2::{Host, Network};
 use crate::proto::dfdaemon::v2::dfdaemon_upload_server::DfdaemonUpload;
-use crate::proto::dfdaemon::v2::{SyncHostRequest, SyncPiecesRequest, SyncPiecesResponse};
+use crate::proto::dfdaemon::v2::{
+    DownloadTaskRequest, DownloadTaskResponse, SyncHostRequest, SyncPiecesRequest,
+    SyncPiecesResponse,
+};
 use hawker_shared::ids::TaskId;
 use hawker_shared::layout::Layout;
 use std::collections::HashMap;
@@ -29,7 +37,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+pub mod order;
 mod store;
+pub use order::SeedOrders;
 pub use store::StorePieces;
 
 /// The lifecycle of a task in the store, as the control plane sees it.
@@ -174,6 +184,12 @@ pub struct UploadLimits {
     pub sync_host_interval_ms: u64,
     /// SyncPieces / SyncHost calls served at once; more are refused with RESOURCE_EXHAUSTED.
     pub max_streams: usize,
+    /// DownloadTask (seeding order) calls served at once; more are refused with
+    /// RESOURCE_EXHAUSTED.
+    pub max_download_tasks: usize,
+    /// A DownloadTask call ends with DEADLINE_EXCEEDED after this long without a landed piece
+    /// (the fetch itself goes on).
+    pub download_task_idle_timeout_ms: u64,
 }
 
 impl UploadLimits {
@@ -188,6 +204,8 @@ impl UploadLimits {
             poll_interval_ms: 200,
             sync_host_interval_ms: 10_000,
             max_streams: 4096,
+            max_download_tasks: 256,
+            download_task_idle_timeout_ms: 300_000,
         }
     }
 }
@@ -197,6 +215,8 @@ pub struct UploadService {
     source: Arc<dyn PieceSource>,
     limits: Arc<UploadLimits>,
     streams: Arc<tokio::sync::Semaphore>,
+    orders: Option<(Arc<dyn SeedOrders>, String)>,
+    order_calls: Arc<tokio::sync::Semaphore>,
 }
 
 impl UploadService {
@@ -204,9 +224,18 @@ impl UploadService {
     pub fn new(source: Arc<dyn PieceSource>, limits: UploadLimits) -> UploadService {
         UploadService {
             streams: Arc::new(tokio::sync::Semaphore::new(limits.max_streams)),
+            order_calls: Arc::new(tokio::sync::Semaphore::new(limits.max_download_tasks)),
             source,
             limits: Arc::new(limits),
+            orders: None,
         }
+    }
+
+    /// Serves `DownloadTask` (seeding orders) with `orders`; `host_id` is this seed's host id
+    /// (as announced), reported in the responses.
+    pub fn with_orders(mut self, orders: Arc<dyn SeedOrders>, host_id: String) -> UploadService {
+        self.orders = Some((orders, host_id));
+        self
     }
 }
 
@@ -258,6 +287,16 @@ async fn sync_pieces(
             _ = tx.closed() => return,
         }
     };
+    if view.progress == TaskProgress::Failed {
+        // Before the numbers are checked against the layout: a task whose probe failed has an
+        // empty one, and an emptied interest list would end the call with OK.
+        let _ = tx
+            .send(Err(Status::unavailable(format!(
+                "seeding task {task_id} failed"
+            ))))
+            .await;
+        return;
+    }
     let count = view.layout.piece_count();
     wanted.retain(|n| *n < count);
     wanted.sort_unstable();
@@ -350,6 +389,39 @@ async fn sync_pieces(
 impl DfdaemonUpload for UploadService {
     type SyncPiecesStream = ReceiverStream<Result<SyncPiecesResponse, Status>>;
     type SyncHostStream = ReceiverStream<Result<Host, Status>>;
+    type DownloadTaskStream = ReceiverStream<Result<DownloadTaskResponse, Status>>;
+
+    async fn download_task(
+        &self,
+        request: Request<DownloadTaskRequest>,
+    ) -> Result<Response<Self::DownloadTaskStream>, Status> {
+        let Some((orders, host_id)) = &self.orders else {
+            return Err(Status::unimplemented(
+                "this seed does not take seeding orders",
+            ));
+        };
+        let download = request
+            .into_inner()
+            .download
+            .ok_or_else(|| Status::invalid_argument("missing download"))?;
+        let task_id = order::task_id_of(&download)?;
+        let permit = self
+            .order_calls
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Status::resource_exhausted("max_download_tasks orders in progress"))?;
+        tracing::info!(task = %task_id, url = crate::origin::http::redact_url(&download.url), "seeding order from a scheduler");
+        let handle = orders.order(task_id, &download);
+        let (tx, rx) = mpsc::channel(order::DOWNLOAD_TASK_QUEUE);
+        let source = self.source.clone();
+        let limits = self.limits.clone();
+        let host_id = host_id.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            order::stream_progress(source, limits, host_id, task_id, handle, tx).await;
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
 
     async fn sync_pieces(
         &self,

@@ -41,4 +41,50 @@ pub struct SyncHostRequest {
     #[prost(string, tag = "2")]
     pub peer_id: ::prost::alloc::string::String,
 }
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct DownloadTaskRequest {
+    #[prost(message, optional, tag = "1")]
+    pub download: ::core::option::Option<super::super::common::v2::Download>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct DownloadTaskStartedResponse {
+    #[prost(uint64, tag = "1")]
+    pub content_length: u64,
+    #[prost(message, optional, tag = "2")]
+    pub range: ::core::option::Option<super::super::common::v2::Range>,
+    #[prost(btree_map = "string, string", tag = "3")]
+    pub response_header: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
+    #[prost(message, repeated, tag = "4")]
+    pub pieces: ::prost::alloc::vec::Vec<super::super::common::v2::Piece>,
+    #[prost(bool, tag = "5")]
+    pub is_finished: bool,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct DownloadPieceFinishedResponse {
+    #[prost(message, optional, tag = "1")]
+    pub piece: ::core::option::Option<super::super::common::v2::Piece>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct DownloadTaskResponse {
+    #[prost(string, tag = "1")]
+    pub host_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub task_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub peer_id: ::prost::alloc::string::String,
+    #[prost(oneof = "download_task_response::Response", tags = "4, 5")]
+    pub response: ::core::option::Option<download_task_response::Response>,
+}
+pub mod download_task_response {
+    #[derive(Clone, PartialEq, ::prost::Oneof)]
+    pub enum Response {
+        #[prost(message, tag = "4")]
+        DownloadTaskStartedResponse(super::DownloadTaskStartedResponse),
+        #[prost(message, tag = "5")]
+        DownloadPieceFinishedResponse(super::DownloadPieceFinishedResponse),
+    }
+}
 include!(concat!(env!("OUT_DIR"), "/dfdaemon.v2.DfdaemonUpload.rs"));
