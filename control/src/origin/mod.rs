@@ -118,6 +118,12 @@ pub struct SeedHandle {
 }
 
 impl SeedHandle {
+    /// A handle following `rx` (for a [`crate::seed::SeedOrders`] that is not a [`Seeder`],
+    /// e.g. in tests).
+    pub fn from_receiver(rx: watch::Receiver<SeedStatus>) -> SeedHandle {
+        SeedHandle { rx }
+    }
+
     fn settled(status: SeedStatus) -> SeedHandle {
         // The sender is dropped at once: the receiver keeps the last value.
         let (_tx, rx) = watch::channel(status);
