@@ -164,6 +164,8 @@ def main():
     w(f"- {env.get('nproc')} CPUs ({env.get('cpu')}), {fmt(mem / MIB if mem else None, 1)} GiB memory, Linux {env.get('kernel')}")
     w(f"- hawker {env.get('git')} (release binary built {env.get('hawker_bin')}; "
       f"{env.get('git_dirty_sources', '?')} uncommitted source files at run time), dp-bench built {env.get('dpbench_bin')}")
+    if env.get("dfdaemon"):
+        w(f"- {env.get('dfdaemon')} (Dragonfly's client, unmodified release build)")
     w(f"- {env.get('nginx')}; {env.get('iperf3')}; RLIMIT_MEMLOCK {env.get('memlock')} KiB soft / {env.get('memlock_hard', '?')} KiB hard (hawker asks for more for zerocopy and lives within what it gets); {env.get('nofile')} fds")
     w("")
     w("## What was measured")
@@ -186,6 +188,26 @@ def main():
     w("- **nginx**: master + 2 workers (`bench/nginx.conf.tmpl`: sendfile, tcp_nopush, keep-alive with "
       "no request limit, open_file_cache, reuseport), `GET /{id}` with `Range: bytes=a-b` (206); every "
       "nginx pid is given to dp-bench (`--server-pid`), their CPU and VmHWM are summed.")
+    w("- **dfdaemon**: Dragonfly's own peer, 1.5.10, serving the same task over its storage TCP port "
+      "(Vortex, the protocol hawker's Vortex rows speak; dfdaemon answers each `DownloadPiece` with "
+      "sendfile from its piece store), with the same `dp-bench --vortex` command and task list. "
+      "To hold the task under the same task id it is seeded once per run of the script the way "
+      "Dragonfly seeds a peer: a range origin (`tests/dfget/origin.py`) serves the same bytes at the "
+      "URL the ids were computed from, a separate `hawker serve` (own empty store, control plane, "
+      "`--advertise-addr 127.0.0.1`) is dfdaemon's scheduler and seed, and `dfget --scheduling-policy "
+      "always` makes dfdaemon download and store every piece; the script checks the sha256 of "
+      "dfget's output and of dfdaemon's content file under that task id against hawker's store. "
+      "Then that hawker and the origin are stopped: the dfdaemon rows measure dfdaemon alone. "
+      "Its config (`bench/dfdaemon.yaml.tmpl`) raises `upload.bandwidthLimit` from 50 GB/s to "
+      "1000 GB/s (the only limiter on the TCP piece path: a leaky bucket holding a tenth of the limit, "
+      "taken per piece), and keeps its GC from dropping the task's page cache "
+      "(`pageCacheIdleTimeout` 40 min → 24 h) or the task (`taskTTL` 6 h → 24 h, disk thresholds "
+      "80/60 % → 99/98 %); the gRPC request limits (`upload.server.requestRateLimit` 400/s, "
+      "`server.adaptiveRateLimit`) are not on the TCP path and stay at their defaults. Its content "
+      "files are warmed with `cat` before every run like hawker's. dfdaemon keeps its storage only "
+      "while it runs (`storage.keep: false`) and cannot start without a scheduler, so it is **not "
+      "restarted** between runs: its VmHWM is the peak since start, seeding included; RssAnon/RssFile "
+      "are sampled per run.")
     w("- **Server CPU s/GB** and **client CPU s/GB**: user+sys seconds over the run per 10^9 content bytes "
       "(from `/proc/PID/stat` and `getrusage`). On loopback the client and the server share the two "
       "cores, so throughput partly measures who leaves more CPU to the other side: compare CPU per GB.")
@@ -208,6 +230,9 @@ def main():
         if skipped.get(who):
             w(f"**SKIPPED {who}: {skipped[who]}.**")
             w("")
+    if env.get("dfdaemon_died"):
+        w(f"**{env['dfdaemon_died']}**: its later runs are missing.")
+        w("")
 
     peers = [lb for lb in order if not lb.startswith("hawker")]
     for c in concurrencies:
@@ -257,8 +282,13 @@ def main():
         best_lb = max((lb for lb in peer_meds if peer_meds[lb]), key=lambda lb: peer_meds[lb]["gbps"], default=None)
         best = peer_meds[best_lb]["gbps"] if best_lb else None
         ng = peer_meds.get("nginx · http range")
-        w(f"Best peer at 800: **{best_lb or 'none'}** ({fmt(best, 3)} GB/s)"
-          + ("; dfdaemon was skipped, so \"the better of nginx and dfdaemon\" is nginx alone." if skipped.get("dfdaemon") else "."))
+        if skipped.get("dfdaemon"):
+            how = "; dfdaemon was skipped, so \"the better of nginx and dfdaemon\" is nginx alone."
+        elif skipped.get("nginx"):
+            how = "; nginx was skipped, so \"the better of nginx and dfdaemon\" is dfdaemon alone."
+        else:
+            how = ", the better of nginx and dfdaemon."
+        w(f"Best peer at 800: **{best_lb or 'none'}** ({fmt(best, 3)} GB/s){how}")
         w("")
         w("| hawker | throughput ≥ 1.1× best peer | p99 ≤ 1.5× ideal | zero errors | server CPU/GB ≤ 0.5× nginx | peak RSS < 64 MiB, page cache aside (RssAnon; VmHWM shown) |")
         w("|---|---|---|---|---|---|")
