@@ -116,9 +116,10 @@ struct ServeArgs {
     /// SO_SNDBUF for accepted sockets (default: the kernel's autotuning).
     #[arg(long)]
     socket_send_buffer_bytes: Option<u32>,
-    /// Turn fair pacing off: let every connection send as fast as its reader takes it.
+    /// Body bytes each core sends at once; further responses wait their turn, first come first
+    /// served (0: no limit). Default: an eighth of net.ipv4.tcp_mem[0] shared among the cores.
     #[arg(long)]
-    no_fair_pacing: bool,
+    max_active_body_bytes_per_core: Option<u64>,
     /// Entries in each core's io_uring submission queue.
     #[arg(long, default_value_t = 1024)]
     ring_entries: u32,
@@ -261,7 +262,8 @@ fn apply_file(
         cores,
         tcp_max_segment,
         advertise_addr,
-        socket_send_buffer_bytes
+        socket_send_buffer_bytes,
+        max_active_body_bytes_per_core
     );
     if !given(m, "send_mode") {
         if let Some(mode) = &f.send_mode {
@@ -273,11 +275,6 @@ fn apply_file(
     if !given(m, "no_freebind") {
         if let Some(v) = f.freebind {
             a.no_freebind = !v;
-        }
-    }
-    if !given(m, "no_fair_pacing") {
-        if let Some(v) = f.fair_pacing {
-            a.no_fair_pacing = !v;
         }
     }
     if !given(m, "no_control_plane") {
@@ -384,7 +381,9 @@ fn serve(mut a: ServeArgs, m: &ArgMatches) -> Result<()> {
     cfg.freebind = !a.no_freebind;
     cfg.ring_entries = a.ring_entries;
     cfg.socket_send_buffer_bytes = a.socket_send_buffer_bytes;
-    cfg.fair_pacing = !a.no_fair_pacing;
+    cfg.max_active_body_bytes_per_core = a
+        .max_active_body_bytes_per_core
+        .unwrap_or_else(|| hawker_dataplane::config::admission_budget_bytes(cores.len()));
     cfg.validate().map_err(anyhow::Error::msg)?;
 
     // Locked memory: every ring is charged to RLIMIT_MEMLOCK, and so is every zero-copy send

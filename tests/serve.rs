@@ -426,3 +426,50 @@ fn a_small_ring_still_answers_every_connection() {
         }
     }
 }
+
+/// With a budget of one piece in flight per core, responses wait their turn; peers that leave
+/// while waiting do not hold up the others, and every piece that is read arrives intact.
+#[test]
+fn responses_wait_their_turn_under_the_admission_budget() {
+    use std::io::Write;
+    let mut cfg = config(SendMode::Sendfile);
+    cfg.max_active_body_bytes_per_core = 4 * MIB as u64;
+    let srv = TestServer::start(&[2 * 4 * MIB], cfg);
+    let t = &srv.tasks[0];
+    let mut conns: Vec<_> = (0..40).map(|_| connect(srv.vortex)).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        let req = hawker_shared::vortex::DownloadPiece {
+            task_id: t.id,
+            piece_number: (i % 2) as u32,
+        }
+        .encode_packet(Tag::DownloadPiece, 1);
+        c.write_all(&req).unwrap();
+    }
+    // Every third peer leaves without reading.
+    for (i, c) in conns.iter_mut().enumerate() {
+        if i % 3 == 0 {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+    for (i, c) in conns.iter_mut().enumerate().filter(|(i, _)| i % 3 != 0) {
+        match vortex_read_reply(c).unwrap() {
+            VortexReply::Piece {
+                number,
+                digest,
+                bytes,
+                ..
+            } => check_piece(t, number, &digest, &bytes),
+            other => panic!("connection {i}: {other:?}"),
+        }
+    }
+    still_serves_after(&srv);
+}
+
+fn still_serves_after(srv: &TestServer) {
+    let t = &srv.tasks[0];
+    let mut v = connect(srv.vortex);
+    match vortex_request(&mut v, Tag::DownloadPiece, &t.id, 1).unwrap() {
+        VortexReply::Piece { digest, bytes, .. } => check_piece(t, 1, &digest, &bytes),
+        other => panic!("{other:?}"),
+    }
+}

@@ -313,8 +313,7 @@ impl AdminConfig {
 /// The data plane's settings in a config file (TOML table `[serve]`): each key is the
 /// `hawker serve` flag of the same name (`--data-dir` is `data_dir`), flags win over the file,
 /// and a missing key keeps the flag's default. `freebind = false` is `--no-freebind`,
-/// `fair_pacing = false` is `--no-fair-pacing`, `control_plane = false` is
-/// `--no-control-plane`.
+/// `control_plane = false` is `--no-control-plane`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServeFileConfig {
@@ -352,8 +351,8 @@ pub struct ServeFileConfig {
     pub advertise_addr: Option<IpAddr>,
     /// `--socket-send-buffer-bytes`.
     pub socket_send_buffer_bytes: Option<u32>,
-    /// `false` = `--no-fair-pacing`.
-    pub fair_pacing: Option<bool>,
+    /// `--max-active-body-bytes-per-core` (default: derived from `net.ipv4.tcp_mem`).
+    pub max_active_body_bytes_per_core: Option<u64>,
     /// `--ring-entries`.
     pub ring_entries: Option<u32>,
     /// `--quick-verify`.

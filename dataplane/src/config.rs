@@ -93,10 +93,11 @@ pub struct ServeConfig {
     /// buffer keeps the bytes queued per connection small, so the core's round-robin, not the
     /// kernel's memory pressure, decides who is served next.
     pub socket_send_buffer_bytes: Option<u32>,
-    /// Fair pacing: each connection with a body in flight may send at most
-    /// `slack × (core's measured send rate) ÷ (connections sending)`, so a client that reads some
-    /// connections faster than others cannot starve the rest. See `docs/architecture.md`.
-    pub fair_pacing: bool,
+    /// Body bytes a core has in flight at once (responses being sent); more responses wait
+    /// their turn, first come first served. See [`admission_budget_bytes`]. 0 = no limit.
+    pub max_active_body_bytes_per_core: u64,
+    /// A response that waits longer than this for its turn is dropped (its connection closed).
+    pub admission_timeout: Duration,
 }
 
 impl ServeConfig {
@@ -124,7 +125,8 @@ impl ServeConfig {
             tcp_max_segment: None,
             listen_backlog: 4096,
             socket_send_buffer_bytes: None,
-            fair_pacing: true,
+            max_active_body_bytes_per_core: 64 << 20,
+            admission_timeout: Duration::from_secs(60),
         }
     }
 
@@ -167,4 +169,22 @@ impl ServeConfig {
         }
         Ok(())
     }
+}
+
+/// The default admission budget per core: an eighth of the kernel's TCP memory-pressure
+/// threshold (`net.ipv4.tcp_mem[0]`, in pages) shared among the serving cores, clamped to
+/// 16 MiB..1 GiB. Bytes in socket buffers cost about twice their size in kernel memory (skb
+/// overhead), and other sockets share the pool, so this keeps a busy seed well clear of the
+/// threshold, past which the kernel prunes receive queues and drops packets.
+pub fn admission_budget_bytes(cores: usize) -> u64 {
+    let pages = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_mem")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    let budget = if pages == 0 {
+        64 << 20
+    } else {
+        pages * 4096 / 8 / cores.max(1) as u64
+    };
+    budget.clamp(16 << 20, 1 << 30)
 }

@@ -123,10 +123,10 @@ struct Conn {
     deadline: Instant,
     /// A request has started arriving (slowloris clock runs).
     request_started: bool,
-    /// Fair pacing: bytes this connection may still send before it waits for the next tick.
-    credit: i64,
-    /// Waiting for credit (listed in `Pacer::parked`).
-    parked: bool,
+    /// Body bytes this response holds of the core's admission budget (0: not admitted).
+    admitted_bytes: u64,
+    /// Waiting in `Core::admission` for an active-body slot.
+    queued: bool,
 }
 
 struct Slot {
@@ -211,7 +211,10 @@ pub struct Core {
     zc_inflight_bytes: u64,
     zc_charge_bytes: u64,
     drain_started: Option<Instant>,
-    pacer: Pacer,
+    /// Body bytes of the responses being sent now (see `start_write`).
+    active_body_bytes: u64,
+    /// Responses waiting for an active-body slot, first come first served: (slot, generation).
+    admission: std::collections::VecDeque<(u32, u32)>,
     /// Per listener (by `Proto`): its accept is being cancelled; it closes when that completes.
     closing: [bool; 2],
     /// Past the drain grace: no new piece work is taken (Vortex listener closed, HTTP answers
@@ -252,7 +255,8 @@ impl Core {
             // What one SEND_ZC of a full chunk charges against RLIMIT_MEMLOCK: len/4096 + 2 pages.
             zc_charge_bytes: (chunk / 4096 + 2) * 4096,
             drain_started: None,
-            pacer: Pacer::new(Instant::now(), u64::from(setup.cfg.send_chunk_bytes)),
+            active_body_bytes: 0,
+            admission: std::collections::VecDeque::new(),
             closing: [false; 2],
             stop_work: false,
         };
@@ -512,8 +516,8 @@ impl Core {
             zc_reserved: 0,
             deadline: self.now + self.cfg.idle_timeout,
             request_started: false,
-            credit: 0,
-            parked: false,
+            admitted_bytes: 0,
+            queued: false,
         });
         self.live += 1;
         inc(&self.metrics().connections_open[proto as usize]);
@@ -1002,12 +1006,68 @@ impl Core {
 
     // ---------------------------------------------------------------- send
 
+    /// Starts sending a response. A response with a body is admitted when the core's budget of
+    /// body bytes in flight has room (or nothing else is in flight); otherwise it waits, first
+    /// come first served. The budget keeps what the core queues in socket buffers under the
+    /// kernel's TCP memory-pressure threshold (past it the kernel prunes receive queues and drops
+    /// packets, and connections stall for retransmission timeouts), and FIFO turns make every
+    /// request wait about its fair share instead of a lucky few going first.
     fn start_write(&mut self, slot: usize) {
         let deadline = self.now + self.cfg.send_stall_timeout;
-        let c = self.conn(slot);
+        let queue_deadline = self.now + self.cfg.admission_timeout;
+        let budget = self.cfg.max_active_body_bytes_per_core;
+        let active = self.active_body_bytes;
+        let c = self.slots[slot].conn.as_mut().expect("live");
         c.phase = Phase::Writing;
+        if let Some(b) = c.body.as_ref() {
+            let len = (b.end - b.pos).max(1);
+            if budget > 0 && active > 0 && active + len > budget {
+                c.queued = true;
+                c.deadline = queue_deadline;
+                let gen = c.gen;
+                self.admission.push_back((slot as u32, gen));
+                return;
+            }
+            c.admitted_bytes = len;
+            self.active_body_bytes += len;
+        }
         c.deadline = deadline;
         self.continue_write(slot);
+    }
+
+    /// A body in flight finished or its connection went: admit the oldest waiters that fit.
+    fn release_active(&mut self, slot: usize) {
+        let c = self.conn(slot);
+        let freed = std::mem::take(&mut c.admitted_bytes);
+        if freed == 0 {
+            return;
+        }
+        self.active_body_bytes -= freed;
+        let budget = self.cfg.max_active_body_bytes_per_core;
+        while let Some(&(next, gen)) = self.admission.front() {
+            let next = next as usize;
+            let len = match self.slots[next].conn.as_ref() {
+                Some(c) if c.gen == gen && c.queued && c.phase == Phase::Writing => {
+                    c.body.as_ref().map_or(1, |b| (b.end - b.pos).max(1))
+                }
+                _ => {
+                    self.admission.pop_front(); // gone or closed while waiting
+                    continue;
+                }
+            };
+            if self.active_body_bytes > 0 && self.active_body_bytes + len > budget {
+                return;
+            }
+            self.admission.pop_front();
+            let deadline = self.now + self.cfg.send_stall_timeout;
+            let c = self.conn(next);
+            c.queued = false;
+            c.admitted_bytes = len;
+            c.deadline = deadline;
+            self.active_body_bytes += len;
+            self.continue_write(next);
+            self.maybe_free(next);
+        }
     }
 
     fn continue_write(&mut self, slot: usize) {
@@ -1038,14 +1098,6 @@ impl Core {
             return self.finish_response(slot);
         }
         let len = (body.end - body.pos).min(chunk_max);
-        if self.cfg.fair_pacing && c.credit <= 0 {
-            if !c.parked {
-                c.parked = true;
-                self.pacer.parked.push((slot as u32, c.gen));
-            }
-            self.pacer.throttled_in_window = true;
-            return;
-        }
         match c.strategy {
             Strategy::Sendfile => {
                 let e = opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32)
@@ -1109,8 +1161,6 @@ impl Core {
             c.out_pos += n as usize;
         } else if let Some(body) = c.body.as_mut() {
             body.pos += n;
-            c.credit -= n as i64;
-            self.pacer.window_bytes += n;
             let s = if zerocopy {
                 Strategy::Zerocopy
             } else {
@@ -1152,8 +1202,6 @@ impl Core {
             return self.fail(slot, ErrorKind::Internal);
         }
         body.pos += n as u64;
-        c.credit -= n as i64;
-        self.pacer.window_bytes += n as u64;
         c.deadline = self.now + self.cfg.send_stall_timeout;
         inc(&m.send_ops[Strategy::Sendfile as usize]);
         add(&m.send_bytes[Strategy::Sendfile as usize], n as u64);
@@ -1191,6 +1239,7 @@ impl Core {
     }
 
     fn finish_response(&mut self, slot: usize) {
+        self.release_active(slot);
         let idle = self.cfg.idle_timeout;
         let now = self.now;
         let c = self.conn(slot);
@@ -1227,11 +1276,14 @@ impl Core {
     }
 
     fn maybe_free(&mut self, slot: usize) {
-        let s = &mut self.slots[slot];
-        let Some(c) = s.conn.as_ref() else { return };
+        let Some(c) = self.slots[slot].conn.as_ref() else {
+            return;
+        };
         if c.phase != Phase::Closing || c.op || c.zc_reserved > 0 {
             return;
         }
+        self.release_active(slot);
+        let s = &mut self.slots[slot];
         let c = s.conn.take().expect("checked");
         let proto = c.proto;
         self.rbuf_pool.push(c.rbuf);
@@ -1339,58 +1391,9 @@ impl Core {
             }
             self.maybe_free(slot);
         }
-        if self.cfg.fair_pacing {
-            self.pace_tick();
-        }
         self.drain_tick();
         if !self.finished() {
             self.arm_timer();
-        }
-    }
-
-    /// Grants every sending connection its share of the core's rate for the time since the last
-    /// tick, then resumes the parked connections that have credit again.
-    fn pace_tick(&mut self) {
-        let now = self.now;
-        let active = self
-            .slots
-            .iter()
-            .filter(|s| s.conn.as_ref().is_some_and(|c| c.body.is_some()))
-            .count();
-        let grant = self.pacer.grant(now, active);
-        let cap = self.pacer.credit_cap(grant);
-        let stall = self.cfg.send_stall_timeout;
-        for s in self.slots.iter_mut() {
-            // Connections between pieces earn too (up to the cap), so a new piece starts at
-            // once instead of waiting a tick.
-            if let Some(c) = s.conn.as_mut() {
-                c.credit = (c.credit + grant).min(cap);
-            }
-        }
-        let parked = std::mem::take(&mut self.pacer.parked);
-        for &(slot, gen) in &parked {
-            let slot = slot as usize;
-            let resume = match self.slots[slot].conn.as_mut() {
-                Some(c) if c.gen == gen && c.parked => {
-                    if c.credit > 0 || c.phase != Phase::Writing {
-                        c.parked = false;
-                        c.deadline = now + stall;
-                        c.phase == Phase::Writing && !c.op
-                    } else {
-                        self.pacer.parked.push((slot as u32, gen));
-                        false
-                    }
-                }
-                _ => false,
-            };
-            if resume {
-                self.continue_write(slot);
-            }
-        }
-        let mut parked = parked;
-        parked.clear();
-        if self.pacer.parked.is_empty() {
-            self.pacer.parked = parked; // keep the larger allocation
         }
     }
 
@@ -1457,73 +1460,6 @@ impl Core {
     }
 }
 
-/// The state of fair pacing on one core.
-///
-/// The core measures what it actually sent over windows of `PACING_WINDOW`; each tick every
-/// connection with a body in flight earns `PACING_SLACK × rate × dt ÷ active` bytes of credit,
-/// capped so an idle-reading connection cannot bank a burst. The slack above 1 lets the measured
-/// rate grow (by up to 1.5× a window) until the network or the readers, not the pacer, limit it;
-/// below the floor the pacer never throttles a core.
-struct Pacer {
-    window_start: Instant,
-    window_bytes: u64,
-    rate_bytes_per_sec: f64,
-    /// A connection waited for credit during the current window.
-    throttled_in_window: bool,
-    last_tick: Instant,
-    chunk_bytes: u64,
-    /// Connections waiting for credit: (slot, generation).
-    parked: Vec<(u32, u32)>,
-}
-
-const PACING_SLACK: f64 = 1.5;
-const PACING_WINDOW: Duration = Duration::from_millis(500);
-const PACING_FLOOR_BYTES_PER_SEC: f64 = 64.0 * 1024.0 * 1024.0;
-const PACING_INITIAL_BYTES_PER_SEC: f64 = 4.0 * 1024.0 * 1024.0 * 1024.0;
-
-impl Pacer {
-    fn new(now: Instant, chunk_bytes: u64) -> Pacer {
-        Pacer {
-            window_start: now,
-            window_bytes: 0,
-            rate_bytes_per_sec: PACING_INITIAL_BYTES_PER_SEC,
-            throttled_in_window: false,
-            last_tick: now,
-            chunk_bytes,
-            parked: Vec::new(),
-        }
-    }
-
-    /// Credit for each of `active` sending connections for the time since the last tick.
-    fn grant(&mut self, now: Instant, active: usize) -> i64 {
-        let elapsed = now.saturating_duration_since(self.window_start);
-        if elapsed >= PACING_WINDOW {
-            let measured = self.window_bytes as f64 / elapsed.as_secs_f64();
-            self.rate_bytes_per_sec = if self.throttled_in_window {
-                // The pacer held someone back: what went out is what the core can do now
-                // (the slack lets it grow by half a window at a time).
-                measured.max(PACING_FLOOR_BYTES_PER_SEC)
-            } else {
-                // Nobody waited for credit: the window says how much was asked for, not how
-                // much the core can do (an idle core must not forget its rate and then
-                // throttle the next flash crowd). Only ever raise the estimate here.
-                self.rate_bytes_per_sec.max(measured)
-            };
-            self.window_start = now;
-            self.window_bytes = 0;
-            self.throttled_in_window = false;
-        }
-        let dt = now.saturating_duration_since(self.last_tick).as_secs_f64();
-        self.last_tick = now;
-        let share = PACING_SLACK * self.rate_bytes_per_sec * dt / active.max(1) as f64;
-        share as i64
-    }
-
-    fn credit_cap(&self, grant: i64) -> i64 {
-        (2 * self.chunk_bytes as i64).max(2 * grant)
-    }
-}
-
 enum Step {
     /// Something was consumed without an answer (a skipped frame): decode again.
     Again,
@@ -1558,39 +1494,6 @@ fn advise_willneed(task: &Task, offset: u64, len: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pacer_shares_the_measured_rate_among_senders() {
-        let t0 = Instant::now();
-        let mut p = Pacer::new(t0, 256 * 1024);
-        // Before any window closes, the initial rate is used: 4 GiB/s × 1.5 × 0.1 s ÷ 100.
-        let g = p.grant(t0 + Duration::from_millis(100), 100);
-        let want = PACING_SLACK * PACING_INITIAL_BYTES_PER_SEC * 0.1 / 100.0;
-        assert!((g as f64 - want).abs() < want * 0.01, "{g} vs {want}");
-        // 100 MB sent over the first 500 ms while the pacer held connections back: the rate
-        // becomes 200 MB/s.
-        p.window_bytes = 100_000_000;
-        p.throttled_in_window = true;
-        let g = p.grant(t0 + Duration::from_millis(500), 10);
-        let want = PACING_SLACK * 200e6 * 0.4 / 10.0;
-        assert!((g as f64 - want).abs() < want * 0.01, "{g} vs {want}");
-        // A core that sent almost nothing is never throttled below the floor.
-        p.window_bytes = 1;
-        p.throttled_in_window = true;
-        let g = p.grant(t0 + Duration::from_millis(1000), 1);
-        let want = PACING_SLACK * PACING_FLOOR_BYTES_PER_SEC * 0.5;
-        assert!((g as f64 - want).abs() < want * 0.01, "{g} vs {want}");
-        // An idle window (nobody throttled) keeps the rate: the next burst is not throttled
-        // to what an idle core happened to send.
-        p.rate_bytes_per_sec = 2e9;
-        p.window_bytes = 0;
-        let g = p.grant(t0 + Duration::from_millis(1500), 4);
-        let want = PACING_SLACK * 2e9 * 0.5 / 4.0;
-        assert!((g as f64 - want).abs() < want * 0.01, "{g} vs {want}");
-        // The cap: at least two chunks, and two grants.
-        assert_eq!(p.credit_cap(1), 512 * 1024);
-        assert_eq!(p.credit_cap(10 << 20), 20 << 20);
-    }
 
     #[test]
     fn user_data_round_trips() {
