@@ -459,6 +459,7 @@ fn serve(mut a: ServeArgs, m: &ArgMatches) -> Result<()> {
         http = %server.http_addr,
         cores = ?cores,
         send_mode = cfg.send_mode.as_str(),
+        admission_budget_bytes_per_core = cfg.max_active_body_bytes_per_core,
         advertise = ?a.advertise_addr,
         "serving"
     );
