@@ -12,11 +12,6 @@ use hawker_shared::vortex::Tag;
 
 const HAWKER: &str = env!("CARGO_BIN_EXE_hawker");
 
-fn free_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
 struct Proc(Child);
 
 impl Drop for Proc {

@@ -16,6 +16,8 @@ use hawker_shared::layout::Layout;
 use hawker_shared::vortex::{DownloadPiece, ErrorFrame, Header, PieceMetadata, Tag, HEADER_LEN};
 use rand::{Rng, SeedableRng};
 
+pub mod dragonfly;
+
 pub const MIB: usize = 1 << 20;
 
 /// Content of `len` bytes from a seeded generator: reproducible and incompressible.
@@ -274,4 +276,12 @@ pub fn rss_anon_bytes() -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
+}
+
+/// A free port on 127.0.0.1 (bound, then released: the caller binds it again at once).
+pub fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local addr")
 }
