@@ -427,8 +427,9 @@ fn a_small_ring_still_answers_every_connection() {
     }
 }
 
-/// With a budget of one piece in flight per core, responses wait their turn; peers that leave
-/// while waiting do not hold up the others, and every piece that is read arrives intact.
+/// With a budget of one piece in flight per core, responses wait their turn, first come first
+/// served. Peers that stop reading (a small receive window, never read) or leave while waiting
+/// do not hold up the queue: a stalled response gives up its place after ADMISSION_STALL.
 #[test]
 fn responses_wait_their_turn_under_the_admission_budget() {
     use std::io::Write;
@@ -436,7 +437,23 @@ fn responses_wait_their_turn_under_the_admission_budget() {
     cfg.max_active_body_bytes_per_core = 4 * MIB as u64;
     let srv = TestServer::start(&[2 * 4 * MIB], cfg);
     let t = &srv.tasks[0];
-    let mut conns: Vec<_> = (0..40).map(|_| connect(srv.vortex)).collect();
+    let stalled_peer = || {
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.set_recv_buffer_size(16 * 1024).unwrap();
+        sock.connect(&srv.vortex.into()).unwrap();
+        std::net::TcpStream::from(sock)
+    };
+    // Peers 0, 3, 6, ... never read; 1, 4, 7, ... leave at once; the rest read.
+    let mut conns: Vec<_> = (0..40)
+        .map(|i| {
+            if i % 3 == 0 {
+                stalled_peer()
+            } else {
+                connect(srv.vortex)
+            }
+        })
+        .collect();
     for (i, c) in conns.iter_mut().enumerate() {
         let req = hawker_shared::vortex::DownloadPiece {
             task_id: t.id,
@@ -445,13 +462,10 @@ fn responses_wait_their_turn_under_the_admission_budget() {
         .encode_packet(Tag::DownloadPiece, 1);
         c.write_all(&req).unwrap();
     }
-    // Every third peer leaves without reading.
-    for (i, c) in conns.iter_mut().enumerate() {
-        if i % 3 == 0 {
-            let _ = c.shutdown(std::net::Shutdown::Both);
-        }
+    for c in conns.iter().skip(1).step_by(3) {
+        let _ = c.shutdown(std::net::Shutdown::Both);
     }
-    for (i, c) in conns.iter_mut().enumerate().filter(|(i, _)| i % 3 != 0) {
+    for (i, c) in conns.iter_mut().enumerate().filter(|(i, _)| i % 3 == 2) {
         match vortex_read_reply(c).unwrap() {
             VortexReply::Piece {
                 number,

@@ -69,6 +69,10 @@ fn ud(kind: u64, gen: u32, slot: usize) -> u64 {
 const IORING_SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
 const IORING_NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
 
+/// An admitted response without progress for this long stops holding the admission budget, so a
+/// reader that stopped reading cannot hold up the queue behind it for the whole send-stall timeout.
+const ADMISSION_STALL: Duration = Duration::from_millis(500);
+
 /// The timer tick: deadlines are checked at this granularity.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -1374,7 +1378,20 @@ impl Core {
     fn on_timer(&mut self) {
         self.timer_armed = false;
         let now = self.now;
+        let stall = self.cfg.send_stall_timeout;
         for slot in 0..self.slots.len() {
+            let Some(c) = self.slots[slot].conn.as_ref() else {
+                continue;
+            };
+            // An admitted response that made no progress for ADMISSION_STALL (its reader
+            // stopped reading) gives its share of the budget to the next in line; it goes on
+            // sending, unadmitted, until it finishes or the send-stall timeout cuts it.
+            if c.admitted_bytes > 0
+                && c.phase == Phase::Writing
+                && now + stall >= c.deadline + ADMISSION_STALL
+            {
+                self.release_active(slot);
+            }
             let Some(c) = self.slots[slot].conn.as_ref() else {
                 continue;
             };
