@@ -158,26 +158,12 @@ async fn fleet_scheduler_orders_the_remote_seed_and_origin_sees_only_the_first_f
         1,
         "one probe: {log:?}"
     );
-    for r in piece_ranges(layout) {
-        assert_eq!(log.iter().filter(|l| **l == r).count(), 1, "{r} in {log:?}");
-    }
-    assert_eq!(log.len(), 1 + 5, "probe + 5 pieces: {log:?}");
+    assert_origin_served_each_range_once(&origin, layout);
 
     // A second child: the seed and the first child are its parents; nothing new at the origin.
-    let (child2, answer) = Peer::register(f.scheduler, "child-2", &url, layout).await;
-    let parents2 = parents(&answer);
-    assert!(
-        parents2.iter().any(|x| x.0.contains("child-1")),
-        "first child offered: {parents2:?}"
-    );
-    assert!(
-        parents2.iter().any(|x| x.0.ends_with("-seed")),
-        "seed offered: {parents2:?}"
-    );
-    let synced = sync_pieces(f.upload, &child2.task, layout.piece_count(), |_| {}).await;
+    let synced =
+        second_child_from_seed_and_first_child(f.scheduler, f.upload, &url, layout, &content).await;
     assert_eq!(synced.len(), 5);
-    fetch_all(&synced, &child2.task, &content, layout);
-    child2.finish(layout.piece_count()).await;
     assert_eq!(origin.log(), log, "origin saw nothing new");
 
     // One order from the scheduler, one fetch on the seed, nobody sent back to source.

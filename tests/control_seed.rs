@@ -138,27 +138,15 @@ async fn a_dfdaemon_like_child_gets_every_piece_from_hawker_and_origin_sees_each
     child.finish(layout.piece_count()).await;
 
     // The origin saw the probe and each piece's range exactly once.
-    let log = origin.log();
-    for r in piece_ranges(layout) {
-        assert_eq!(log.iter().filter(|l| **l == r).count(), 1, "{r} in {log:?}");
-    }
-    assert_eq!(log.len(), 1 + 5, "probe + 5 pieces: {log:?}");
+    assert_origin_served_each_range_once(&origin, layout);
 
     // A second child: the seed and the first child are its parents; nothing new at the origin.
-    let (child2, answer) = Peer::register(p.scheduler, "child-2", &url, layout).await;
-    let parents2 = parents(&answer);
-    assert!(
-        parents2.iter().any(|x| x.0.contains("child-1")),
-        "first child offered: {parents2:?}"
+    second_child_from_seed_and_first_child(p.scheduler, p.upload, &url, layout, &content).await;
+    assert_eq!(
+        origin.log().len(),
+        1 + layout.piece_count() as usize,
+        "origin saw nothing new"
     );
-    assert!(
-        parents2.iter().any(|x| x.0.ends_with("-seed")),
-        "seed offered: {parents2:?}"
-    );
-    let synced = sync_pieces(p.upload, &child2.task, layout.piece_count(), |_| {}).await;
-    fetch_all(&synced, &child2.task, &content, layout);
-    child2.finish(layout.piece_count()).await;
-    assert_eq!(origin.log().len(), log.len(), "origin saw nothing new");
 
     // The admin endpoint: metrics and JSON views.
     let m = admin_get(p.admin, "/metrics");

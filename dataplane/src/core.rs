@@ -203,9 +203,7 @@ pub struct Core {
     tasks: HashMap<TaskId, LocalTask>,
     edge: EdgeReceiver,
     edge_buf: Box<u64>,
-    edge_armed: bool,
     timespec: Box<types::Timespec>,
-    timer_armed: bool,
     cqes: Vec<(u64, i32, u32)>,
     /// Entries that did not fit the submission queue this turn (see `push`).
     backlog: std::collections::VecDeque<squeue::Entry>,
@@ -247,9 +245,7 @@ impl Core {
             tasks: HashMap::with_capacity(setup.tasks.len().max(64)),
             edge: setup.edge,
             edge_buf: Box::new(0),
-            edge_armed: false,
             timespec: Box::new(types::Timespec::from(TICK)),
-            timer_armed: false,
             cqes: Vec::with_capacity(setup.cfg.ring_entries as usize * 4),
             backlog: std::collections::VecDeque::new(),
             now: Instant::now(),
@@ -1312,11 +1308,9 @@ impl Core {
             .build()
             .user_data(ud(K_EDGE, 0, 0));
         self.push(e);
-        self.edge_armed = true;
     }
 
     fn on_edge(&mut self, res: i32) {
-        self.edge_armed = false;
         loop {
             match self.edge.try_recv() {
                 Ok(Some(msg)) => self.apply(msg),
@@ -1372,11 +1366,9 @@ impl Core {
             .build()
             .user_data(ud(K_TIMER, 0, 0));
         self.push(e);
-        self.timer_armed = true;
     }
 
     fn on_timer(&mut self) {
-        self.timer_armed = false;
         let now = self.now;
         let stall = self.cfg.send_stall_timeout;
         for slot in 0..self.slots.len() {

@@ -207,131 +207,138 @@ impl Shared {
             "# HELP hawker_zerocopy_budget_bytes Zero-copy bytes a core may have in flight.\n# TYPE hawker_zerocopy_budget_bytes gauge\nhawker_zerocopy_budget_bytes {}",
             self.zerocopy_budget_bytes_per_core
         );
-        type Getter = fn(&CoreMetrics, usize) -> u64;
-        type CoreGetter = fn(&CoreMetrics) -> u64;
-        let per_proto: [(&str, &str, &str, Getter); 5] = [
+        let protos = Some(("proto", &Proto::ALL.map(Proto::as_str)[..]));
+        for (name, kind, help, get) in [
             (
                 "hawker_connections_open",
                 "gauge",
                 "Open connections.",
-                |m, i| m.connections_open[i].load(Relaxed),
+                &|m: &CoreMetrics, i: usize| m.connections_open[i].load(Relaxed) as _,
             ),
             (
                 "hawker_connections_accepted_total",
                 "counter",
                 "Accepted connections.",
-                |m, i| m.connections_accepted[i].load(Relaxed),
+                &|m: &CoreMetrics, i: usize| m.connections_accepted[i].load(Relaxed),
             ),
             (
                 "hawker_requests_total",
                 "counter",
                 "Requests parsed.",
-                |m, i| m.requests[i].load(Relaxed),
+                &|m: &CoreMetrics, i: usize| m.requests[i].load(Relaxed),
             ),
             (
                 "hawker_pieces_served_total",
                 "counter",
                 "Piece or range bodies sent in full.",
-                |m, i| m.pieces_served[i].load(Relaxed),
+                &|m: &CoreMetrics, i: usize| m.pieces_served[i].load(Relaxed),
             ),
             (
                 "hawker_body_bytes_total",
                 "counter",
                 "Body bytes handed to the kernel.",
-                |m, i| m.body_bytes[i].load(Relaxed),
+                &|m: &CoreMetrics, i: usize| m.body_bytes[i].load(Relaxed),
             ),
-        ];
-        for (name, kind, help, get) in per_proto {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (ci, m) in self.cores.iter().enumerate() {
-                for p in Proto::ALL {
-                    let _ = writeln!(
-                        out,
-                        "{name}{{core=\"{}\",proto=\"{}\"}} {}",
-                        self.core_ids[ci],
-                        p.as_str(),
-                        get(m, p as usize)
-                    );
-                }
-            }
+        ]
+            as [(&str, &str, &str, &dyn Fn(&CoreMetrics, usize) -> u64); 5]
+        {
+            self.family(out, name, kind, help, protos, get);
         }
-        let _ = writeln!(out, "# HELP hawker_errors_total Failed requests and cut connections by kind.\n# TYPE hawker_errors_total counter");
-        for (ci, m) in self.cores.iter().enumerate() {
-            for k in ErrorKind::ALL {
-                let _ = writeln!(
-                    out,
-                    "hawker_errors_total{{core=\"{}\",kind=\"{}\"}} {}",
-                    self.core_ids[ci],
-                    k.as_str(),
-                    m.errors[k as usize].load(Relaxed)
-                );
-            }
-        }
-        for (name, help, idx) in [
-            (
-                "hawker_send_ops_total",
-                "Body send operations by the strategy that ran.",
-                0,
-            ),
-            (
-                "hawker_send_bytes_total",
-                "Body bytes by the strategy that moved them.",
-                1,
-            ),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (ci, m) in self.cores.iter().enumerate() {
-                for s in Strategy::ALL {
-                    let v = if idx == 0 { &m.send_ops } else { &m.send_bytes }[s as usize]
-                        .load(Relaxed);
-                    let _ = writeln!(
-                        out,
-                        "{name}{{core=\"{}\",strategy=\"{}\"}} {v}",
-                        self.core_ids[ci],
-                        s.as_str()
-                    );
-                }
-            }
-        }
-        let per_core: [(&str, &str, &str, CoreGetter); 6] = [
+        self.family(
+            out,
+            "hawker_errors_total",
+            "counter",
+            "Failed requests and cut connections by kind.",
+            Some(("kind", &ErrorKind::ALL.map(ErrorKind::as_str)[..])),
+            &|m, i| m.errors[i].load(Relaxed),
+        );
+        let strategies = Some(("strategy", &Strategy::ALL.map(Strategy::as_str)[..]));
+        self.family(
+            out,
+            "hawker_send_ops_total",
+            "counter",
+            "Body send operations by the strategy that ran.",
+            strategies,
+            &|m, i| m.send_ops[i].load(Relaxed),
+        );
+        self.family(
+            out,
+            "hawker_send_bytes_total",
+            "counter",
+            "Body bytes by the strategy that moved them.",
+            strategies,
+            &|m, i| m.send_bytes[i].load(Relaxed),
+        );
+        for (name, kind, help, get) in [
             (
                 "hawker_zerocopy_copied_total",
                 "counter",
                 "Zero-copy sends the kernel reported as copied.",
-                |m| m.zerocopy_copied.load(Relaxed),
+                &|m: &CoreMetrics, _| m.zerocopy_copied.load(Relaxed),
             ),
             (
                 "hawker_zerocopy_budget_fallback_total",
                 "counter",
                 "Chunks sent by copy because the zero-copy budget was used up.",
-                |m| m.zerocopy_budget_fallback.load(Relaxed),
+                &|m: &CoreMetrics, _| m.zerocopy_budget_fallback.load(Relaxed),
             ),
             (
                 "hawker_zerocopy_inflight_bytes",
                 "gauge",
                 "Zero-copy bytes awaiting their notification.",
-                |m| m.zerocopy_inflight_bytes.load(Relaxed),
+                &|m: &CoreMetrics, _| m.zerocopy_inflight_bytes.load(Relaxed),
             ),
             (
                 "hawker_idle_closed_total",
                 "counter",
                 "Keep-alive connections closed after the idle timeout.",
-                |m| m.idle_closed.load(Relaxed),
+                &|m: &CoreMetrics, _| m.idle_closed.load(Relaxed),
             ),
-            ("hawker_tasks", "gauge", "Tasks in the core's table.", |m| {
-                m.tasks.load(Relaxed)
-            }),
+            (
+                "hawker_tasks",
+                "gauge",
+                "Tasks in the core's table.",
+                &|m: &CoreMetrics, _| m.tasks.load(Relaxed),
+            ),
             (
                 "hawker_loop_turns_total",
                 "counter",
                 "Turns of the core's event loop.",
-                |m| m.loop_turns.load(Relaxed),
+                &|m: &CoreMetrics, _| m.loop_turns.load(Relaxed),
             ),
-        ];
-        for (name, kind, help, get) in per_core {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (ci, m) in self.cores.iter().enumerate() {
-                let _ = writeln!(out, "{name}{{core=\"{}\"}} {}", self.core_ids[ci], get(m));
+        ]
+            as [(&str, &str, &str, &dyn Fn(&CoreMetrics, usize) -> u64); 6]
+        {
+            self.family(out, name, kind, help, None, get);
+        }
+    }
+
+    /// One metric family: its HELP and TYPE lines, then one sample per core, or per core and per
+    /// value of `dim` (a label and its values, in the order of the counters' indices).
+    fn family(
+        &self,
+        out: &mut String,
+        name: &str,
+        kind: &str,
+        help: &str,
+        dim: Option<(&str, &[&str])>,
+        get: &dyn Fn(&CoreMetrics, usize) -> u64,
+    ) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (m, core) in self.cores.iter().zip(&self.core_ids) {
+            match dim {
+                None => {
+                    let _ = writeln!(out, "{name}{{core=\"{core}\"}} {}", get(m, 0));
+                }
+                Some((label, values)) => {
+                    for (i, v) in values.iter().enumerate() {
+                        let _ = writeln!(
+                            out,
+                            "{name}{{core=\"{core}\",{label}=\"{v}\"}} {}",
+                            get(m, i)
+                        );
+                    }
+                }
             }
         }
     }

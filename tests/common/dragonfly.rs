@@ -354,3 +354,42 @@ pub fn piece_ranges(layout: Layout) -> Vec<String> {
         .map(|r| format!("bytes={}-{}", r.offset, r.end() - 1))
         .collect()
 }
+
+/// The origin served the one-byte probe and each piece's range exactly once, and nothing else.
+pub fn assert_origin_served_each_range_once(origin: &Origin, layout: Layout) {
+    let log = origin.log();
+    for r in piece_ranges(layout) {
+        assert_eq!(log.iter().filter(|l| **l == r).count(), 1, "{r} in {log:?}");
+    }
+    assert_eq!(
+        log.len(),
+        1 + layout.piece_count() as usize,
+        "probe + {} pieces: {log:?}",
+        layout.piece_count()
+    );
+}
+
+/// A second child registers after the first finished: the seed and the first child are offered
+/// as parents; it syncs and fetches every piece from them. Returns what SyncPieces streamed.
+pub async fn second_child_from_seed_and_first_child(
+    scheduler: SocketAddr,
+    upload: SocketAddr,
+    url: &str,
+    layout: Layout,
+    content: &[u8],
+) -> Vec<SyncPiecesResponse> {
+    let (child2, answer) = Peer::register(scheduler, "child-2", url, layout).await;
+    let parents2 = parents(&answer);
+    assert!(
+        parents2.iter().any(|x| x.0.contains("child-1")),
+        "first child offered: {parents2:?}"
+    );
+    assert!(
+        parents2.iter().any(|x| x.0.ends_with("-seed")),
+        "seed offered: {parents2:?}"
+    );
+    let synced = sync_pieces(upload, &child2.task, layout.piece_count(), |_| {}).await;
+    fetch_all(&synced, &child2.task, content, layout);
+    child2.finish(layout.piece_count()).await;
+    synced
+}
