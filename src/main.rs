@@ -116,6 +116,16 @@ struct ServeArgs {
     /// SO_SNDBUF for accepted sockets (default: the kernel's autotuning).
     #[arg(long)]
     socket_send_buffer_bytes: Option<u32>,
+    /// TCP_NOTSENT_LOWAT for accepted sockets: unsent bytes a connection may queue in the kernel
+    /// (default: the host's net.ipv4.tcp_notsent_lowat).
+    #[arg(long)]
+    tcp_notsent_lowat_bytes: Option<u32>,
+    /// TCP congestion control for accepted sockets, from
+    /// net.ipv4.tcp_available_congestion_control, or `host` for the host's default. Default:
+    /// cubic where the kernel has it (BBR paces hawker's one-piece bursts too slowly; see
+    /// docs/decisions/0003).
+    #[arg(long)]
+    tcp_congestion: Option<String>,
     /// Body bytes each core sends at once; further responses wait their turn, first come first
     /// served (0: no limit). Default: an eighth of net.ipv4.tcp_mem[0] shared among the cores.
     #[arg(long)]
@@ -263,6 +273,8 @@ fn apply_file(
         tcp_max_segment,
         advertise_addr,
         socket_send_buffer_bytes,
+        tcp_notsent_lowat_bytes,
+        tcp_congestion,
         max_active_body_bytes_per_core
     );
     if !given(m, "send_mode") {
@@ -381,6 +393,12 @@ fn serve(mut a: ServeArgs, m: &ArgMatches) -> Result<()> {
     cfg.freebind = !a.no_freebind;
     cfg.ring_entries = a.ring_entries;
     cfg.socket_send_buffer_bytes = a.socket_send_buffer_bytes;
+    cfg.tcp_notsent_lowat_bytes = a.tcp_notsent_lowat_bytes;
+    match a.tcp_congestion.as_deref() {
+        None => {} // the config's default: cubic where available
+        Some("host") => cfg.tcp_congestion = None,
+        Some(cc) => cfg.tcp_congestion = Some(cc.to_string()),
+    }
     cfg.max_active_body_bytes_per_core = a
         .max_active_body_bytes_per_core
         .unwrap_or_else(|| hawker_dataplane::config::admission_budget_bytes(cores.len()));
@@ -460,6 +478,8 @@ fn serve(mut a: ServeArgs, m: &ArgMatches) -> Result<()> {
         cores = ?cores,
         send_mode = cfg.send_mode.as_str(),
         admission_budget_bytes_per_core = cfg.max_active_body_bytes_per_core,
+        tcp_congestion = cfg.tcp_congestion.as_deref().unwrap_or("host's"),
+        host_tcp_congestion = %hawker_dataplane::config::host_tcp_congestion(),
         advertise = ?a.advertise_addr,
         "serving"
     );

@@ -259,6 +259,29 @@ fn start_up_errors_say_what_to_do() {
         err.contains("data dir") || err.contains("data directory"),
         "{err}"
     );
+    // A congestion control this kernel does not have.
+    let out = Command::new(HAWKER)
+        .args(["serve", "--data-dir"])
+        .arg(tmp.path().join("d2"))
+        .args([
+            "--vortex-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--cores",
+            "0",
+            "--no-control-plane",
+            "--tcp-congestion",
+            "no-such-cc",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--tcp-congestion") && err.contains("available here"),
+        "{err}"
+    );
     // A bad CPU list.
     let out = Command::new(HAWKER)
         .args(["serve", "--cores", "9999"])

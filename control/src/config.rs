@@ -351,6 +351,10 @@ pub struct ServeFileConfig {
     pub advertise_addr: Option<IpAddr>,
     /// `--socket-send-buffer-bytes`.
     pub socket_send_buffer_bytes: Option<u32>,
+    /// `--tcp-notsent-lowat-bytes`.
+    pub tcp_notsent_lowat_bytes: Option<u32>,
+    /// `--tcp-congestion`: a name from `net.ipv4.tcp_available_congestion_control`, or `"host"`.
+    pub tcp_congestion: Option<String>,
     /// `--max-active-body-bytes-per-core` (default: derived from `net.ipv4.tcp_mem`).
     pub max_active_body_bytes_per_core: Option<u64>,
     /// `--ring-entries`.

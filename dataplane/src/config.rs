@@ -93,6 +93,13 @@ pub struct ServeConfig {
     /// buffer keeps the bytes queued per connection small, so the core's round-robin, not the
     /// kernel's memory pressure, decides who is served next.
     pub socket_send_buffer_bytes: Option<u32>,
+    /// TCP_NOTSENT_LOWAT of accepted sockets: the most bytes a connection keeps queued but not
+    /// yet sent; None leaves the kernel's (`net.ipv4.tcp_notsent_lowat`, unbounded by default).
+    pub tcp_notsent_lowat_bytes: Option<u32>,
+    /// TCP_CONGESTION of accepted sockets; None keeps the host's default
+    /// (`net.ipv4.tcp_congestion_control`). Checked against the kernel at start-up. Default:
+    /// [`DEFAULT_TCP_CONGESTION`] where the kernel has it (see docs/decisions/0003).
+    pub tcp_congestion: Option<String>,
     /// Body bytes a core has in flight at once (responses being sent); more responses wait
     /// their turn, first come first served. See [`admission_budget_bytes`]. 0 = no limit.
     pub max_active_body_bytes_per_core: u64,
@@ -125,6 +132,8 @@ impl ServeConfig {
             tcp_max_segment: None,
             listen_backlog: 4096,
             socket_send_buffer_bytes: None,
+            tcp_notsent_lowat_bytes: None,
+            tcp_congestion: default_tcp_congestion(),
             max_active_body_bytes_per_core: 64 << 20,
             admission_timeout: Duration::from_secs(60),
         }
@@ -169,6 +178,29 @@ impl ServeConfig {
         }
         Ok(())
     }
+}
+
+/// The congestion control hawker's connections use unless told otherwise. FIFO admission
+/// makes every connection an on/off sender (one piece, then a wait for its next turn); a
+/// loss-based controller sends each burst at its window, while BBR paces it at a bandwidth
+/// estimate from earlier bursts (docs/decisions/0003 has the measurements).
+pub const DEFAULT_TCP_CONGESTION: &str = "cubic";
+
+/// [`DEFAULT_TCP_CONGESTION`] if this kernel offers it, else None (the host's default).
+pub fn default_tcp_congestion() -> Option<String> {
+    let available = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control")
+        .unwrap_or_default();
+    available
+        .split_whitespace()
+        .any(|a| a == DEFAULT_TCP_CONGESTION)
+        .then(|| DEFAULT_TCP_CONGESTION.to_string())
+}
+
+/// The host's default congestion control (`net.ipv4.tcp_congestion_control`), for logs.
+pub fn host_tcp_congestion() -> String {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// The default admission budget per core: an eighth of the kernel's TCP memory-pressure

@@ -152,11 +152,14 @@ pub fn pin_to(cpu: usize) -> Result<(), String> {
         .map_err(|e| format!("cannot pin a serving thread to CPU {cpu} ({e}): is it in the allowed set (taskset/cgroup cpuset)?"))
 }
 
-/// Options for the per-core listening sockets.
+/// Options for the per-core listening sockets. The TCP options are set on the listener;
+/// accepted connections inherit them (the kernel clones the listener's TCP state).
 #[derive(Clone, Copy, Debug)]
-pub struct ListenOpts {
+pub struct ListenOpts<'a> {
     pub freebind: bool,
     pub tcp_max_segment: Option<u32>,
+    pub tcp_notsent_lowat_bytes: Option<u32>,
+    pub tcp_congestion: Option<&'a str>,
     pub backlog: i32,
     pub flag_name: &'static str,
 }
@@ -198,13 +201,52 @@ fn new_socket(addr: SocketAddr, opts: ListenOpts, reuseport: bool) -> io::Result
     if let Some(mss) = opts.tcp_max_segment {
         sock.set_tcp_mss(mss)?;
     }
+    if let Some(lowat) = opts.tcp_notsent_lowat_bytes {
+        sock.set_tcp_notsent_lowat(lowat)?;
+    }
+    if let Some(cc) = opts.tcp_congestion {
+        sock.set_tcp_congestion(cc.as_bytes())
+            .map_err(|e| io::Error::new(e.kind(), CongestionError(cc.to_string(), e)))?;
+    }
     sock.bind(&addr.into())?;
     sock.listen(opts.backlog)?;
     Ok(sock)
 }
 
+/// A TCP_CONGESTION the kernel refused, kept apart from bind errors so the message names the flag.
+#[derive(Debug)]
+struct CongestionError(String, io::Error);
+
+impl std::fmt::Display for CongestionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let available =
+            std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control")
+                .unwrap_or_default();
+        write!(
+            f,
+            "--tcp-congestion {:?} refused by the kernel ({}); available here: {}{}",
+            self.0,
+            self.1,
+            available.trim(),
+            if self.1.raw_os_error() == Some(libc::ENOENT) {
+                " (load its module, e.g. `modprobe tcp_bbr`, or choose one of these)"
+            } else {
+                " (an unprivileged process may use only net.ipv4.tcp_allowed_congestion_control)"
+            }
+        )
+    }
+}
+
+impl std::error::Error for CongestionError {}
+
 fn bind_error(addr: SocketAddr, opts: ListenOpts, e: io::Error) -> String {
     let flag = opts.flag_name;
+    if let Some(cc) = e
+        .get_ref()
+        .and_then(|i| i.downcast_ref::<CongestionError>())
+    {
+        return cc.to_string();
+    }
     match e.raw_os_error() {
         Some(libc::EADDRINUSE) => format!(
             "{addr} is already in use by another process: stop it (`ss -ltnp 'sport = :{}'` shows who) or choose another {flag}",
@@ -243,6 +285,38 @@ mod tests {
         assert!(e(libc::EPERM).contains("sysctl -w kernel.io_uring_disabled=0"));
         assert!(e(libc::ENOSYS).contains("not available in this kernel"));
         assert!(e(libc::ENOMEM).contains("ulimit -l unlimited"));
+    }
+
+    fn opts(cc: Option<&str>) -> ListenOpts<'_> {
+        ListenOpts {
+            freebind: false,
+            tcp_max_segment: None,
+            tcp_notsent_lowat_bytes: Some(300_000),
+            tcp_congestion: cc,
+            backlog: 16,
+            flag_name: "--vortex-listen",
+        }
+    }
+
+    #[test]
+    fn accepted_connections_inherit_the_listeners_tcp_options() {
+        // "reno" is built into every kernel (it cannot be a module).
+        let fd = listen_reuseport("127.0.0.1:0".parse().unwrap(), opts(Some("reno"))).unwrap();
+        let listener = Socket::from(fd);
+        let addr = listener.local_addr().unwrap().as_socket().unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let (conn, _) = listener.accept().unwrap();
+        let cc = conn.tcp_congestion().unwrap();
+        assert_eq!(cc.split(|&b| b == 0).next().unwrap(), b"reno");
+        assert_eq!(conn.tcp_notsent_lowat().unwrap(), 300_000);
+    }
+
+    #[test]
+    fn an_unknown_congestion_control_names_the_flag_and_the_choices() {
+        let e =
+            listen_reuseport("127.0.0.1:0".parse().unwrap(), opts(Some("no-such-cc"))).unwrap_err();
+        assert!(e.contains("--tcp-congestion \"no-such-cc\""), "{e}");
+        assert!(e.contains("available here:") && e.contains("reno"), "{e}");
     }
 
     #[test]
