@@ -21,6 +21,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use hawker_control::node::{start_seed_node, SeedNodeConfig};
 use hawker_control::FileConfig;
+use hawker_dataplane::order::AdmissionOrder;
 use hawker_dataplane::store::{self, Store, StoreWatcher, Verify};
 use hawker_dataplane::{sys, SendMode, ServeConfig, Server};
 
@@ -130,6 +131,10 @@ struct ServeArgs {
     /// served (0: no limit). Default: an eighth of net.ipv4.tcp_mem[0] shared among the cores.
     #[arg(long)]
     max_active_body_bytes_per_core: Option<u64>,
+    /// Order of response bodies: `global` (first come, first served across all cores, each core
+    /// at most 64 requests ahead of the oldest waiting anywhere) or `core` (each core alone).
+    #[arg(long, default_value = "global")]
+    admission_order: AdmissionOrder,
     /// Entries in each core's io_uring submission queue.
     #[arg(long, default_value_t = 1024)]
     ring_entries: u32,
@@ -277,6 +282,13 @@ fn apply_file(
         tcp_congestion,
         max_active_body_bytes_per_core
     );
+    if !given(m, "admission_order") {
+        if let Some(order) = &f.admission_order {
+            a.admission_order = order
+                .parse()
+                .map_err(|e| anyhow::anyhow!("config [serve] admission_order: {e}"))?;
+        }
+    }
     if !given(m, "send_mode") {
         if let Some(mode) = &f.send_mode {
             a.send_mode = mode
@@ -393,6 +405,7 @@ fn serve(mut a: ServeArgs, m: &ArgMatches) -> Result<()> {
     cfg.freebind = !a.no_freebind;
     cfg.ring_entries = a.ring_entries;
     cfg.socket_send_buffer_bytes = a.socket_send_buffer_bytes;
+    cfg.admission_order = a.admission_order;
     cfg.tcp_notsent_lowat_bytes = a.tcp_notsent_lowat_bytes;
     match a.tcp_congestion.as_deref() {
         None => {} // the config's default: cubic where available
@@ -478,6 +491,7 @@ fn serve(mut a: ServeArgs, m: &ArgMatches) -> Result<()> {
         cores = ?cores,
         send_mode = cfg.send_mode.as_str(),
         admission_budget_bytes_per_core = cfg.max_active_body_bytes_per_core,
+        admission_order = cfg.admission_order.as_str(),
         tcp_congestion = cfg.tcp_congestion.as_deref().unwrap_or("host's"),
         host_tcp_congestion = %hawker_dataplane::config::host_tcp_congestion(),
         advertise = ?a.advertise_addr,

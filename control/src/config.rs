@@ -357,6 +357,8 @@ pub struct ServeFileConfig {
     pub tcp_congestion: Option<String>,
     /// `--max-active-body-bytes-per-core` (default: derived from `net.ipv4.tcp_mem`).
     pub max_active_body_bytes_per_core: Option<u64>,
+    /// `--admission-order`: global or core.
+    pub admission_order: Option<String>,
     /// `--ring-entries`.
     pub ring_entries: Option<u32>,
     /// `--quick-verify`.

@@ -3,6 +3,7 @@
 //! The relationships between bounds are checked once, in [`ServeConfig::validate`], so the
 //! per-core loop can rely on them without re-checking.
 
+use crate::order::AdmissionOrder;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -105,6 +106,8 @@ pub struct ServeConfig {
     pub max_active_body_bytes_per_core: u64,
     /// A response that waits longer than this for its turn is dropped (its connection closed).
     pub admission_timeout: Duration,
+    /// Whether bodies take turns across the whole server or per core (see [`crate::order`]).
+    pub admission_order: AdmissionOrder,
 }
 
 impl ServeConfig {
@@ -136,6 +139,7 @@ impl ServeConfig {
             tcp_congestion: default_tcp_congestion(),
             max_active_body_bytes_per_core: 64 << 20,
             admission_timeout: Duration::from_secs(60),
+            admission_order: AdmissionOrder::Global,
         }
     }
 

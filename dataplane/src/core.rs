@@ -43,6 +43,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use crate::config::{SendMode, ServeConfig};
 use crate::edge::{EdgeMsg, EdgeReceiver};
 use crate::metrics::{add, inc, CoreMetrics, ErrorKind, Health, Proto, Shared, Strategy};
+use crate::order::Tickets;
 use crate::store::Task;
 
 // ---- user_data layout: kind (8 bits) | generation (32 bits) | slot (24 bits) ----
@@ -60,6 +61,7 @@ const K_SEND: u64 = 6;
 const K_SEND_ZC: u64 = 7;
 const K_POLL_OUT: u64 = 8;
 const K_POLL_IN: u64 = 9;
+const K_RECHECK: u64 = 10;
 
 fn ud(kind: u64, gen: u32, slot: usize) -> u64 {
     (kind << KIND_SHIFT) | ((u64::from(gen) & GEN_MASK) << SLOT_BITS) | (slot as u64 & SLOT_MASK)
@@ -75,6 +77,9 @@ const ADMISSION_STALL: Duration = Duration::from_millis(500);
 
 /// A piece's readahead advice stands this many [`Core::ticks`] (100 ms each) on one core.
 const ADVISE_INTERVAL_TICKS: u32 = 10;
+
+/// A core whose next body waits only for its turn across cores looks again after this long.
+const ORDER_RECHECK: Duration = Duration::from_millis(1);
 
 /// The timer tick: deadlines are checked at this granularity.
 const TICK: Duration = Duration::from_millis(100);
@@ -227,6 +232,8 @@ pub struct CoreSetup {
     /// Listening sockets, indexed by `Proto`.
     pub listeners: [OwnedFd; 2],
     pub tasks: Vec<Arc<Task>>,
+    /// The server-wide admission order, one for all cores.
+    pub tickets: Arc<Tickets>,
 }
 
 /// The per-core event loop.
@@ -259,8 +266,14 @@ pub struct Core {
     drain_started: Option<Instant>,
     /// Body bytes of the responses being sent now (see `start_write`).
     active_body_bytes: u64,
-    /// Responses waiting for an active-body slot, first come first served: (slot, generation).
-    admission: std::collections::VecDeque<(u32, u32)>,
+    /// Responses waiting for an active-body slot, first come first served:
+    /// (slot, generation, ticket).
+    admission: std::collections::VecDeque<(u32, u32, u64)>,
+    /// The server-wide admission order (shared with every core; see `crate::order`).
+    tickets: Arc<Tickets>,
+    /// A recheck of the admission queue is pending (`K_RECHECK`).
+    recheck_armed: bool,
+    recheck_timespec: Box<types::Timespec>,
     /// Per listener (by `Proto`): its accept is being cancelled; it closes when that completes.
     closing: [bool; 2],
     /// Past the drain grace: no new piece work is taken (Vortex listener closed, HTTP answers
@@ -302,6 +315,9 @@ impl Core {
             drain_started: None,
             active_body_bytes: 0,
             admission: std::collections::VecDeque::new(),
+            tickets: setup.tickets,
+            recheck_armed: false,
+            recheck_timespec: Box::new(types::Timespec::from(ORDER_RECHECK)),
             closing: [false; 2],
             stop_work: false,
         };
@@ -407,6 +423,10 @@ impl Core {
             ),
             K_EDGE => self.on_edge(res),
             K_TIMER => self.on_timer(),
+            K_RECHECK => {
+                self.recheck_armed = false;
+                self.admit_waiting();
+            }
             K_CANCEL => {}
             _ => {
                 let Some(s) = self.slots.get(slot) else {
@@ -1075,26 +1095,21 @@ impl Core {
     /// packets, and connections stall for retransmission timeouts), and FIFO turns make every
     /// request wait about its fair share instead of a lucky few going first.
     fn start_write(&mut self, slot: usize) {
-        let deadline = self.now + self.cfg.send_stall_timeout;
-        let queue_deadline = self.now + self.cfg.admission_timeout;
-        let budget = self.cfg.max_active_body_bytes_per_core;
-        let active = self.active_body_bytes;
+        let now = self.now;
+        let stall = self.cfg.send_stall_timeout;
+        let queue_timeout = self.cfg.admission_timeout;
         let c = self.slots[slot].conn.as_mut().expect("live");
         c.phase = Phase::Writing;
-        if let Some(b) = c.body.as_ref() {
-            let len = (b.end - b.pos).max(1);
-            if budget > 0 && active > 0 && active + len > budget {
-                c.queued = true;
-                c.deadline = queue_deadline;
-                let gen = c.gen;
-                self.admission.push_back((slot as u32, gen));
-                return;
-            }
-            c.admitted_bytes = len;
-            self.active_body_bytes += len;
+        if c.body.is_none() {
+            c.deadline = now + stall;
+            return self.continue_write(slot);
         }
-        c.deadline = deadline;
-        self.continue_write(slot);
+        let ticket = self.tickets.draw();
+        c.queued = true;
+        c.deadline = now + queue_timeout;
+        let gen = c.gen;
+        self.admission.push_back((slot as u32, gen, ticket));
+        self.admit_waiting();
     }
 
     /// A body in flight finished or its connection went: admit the oldest waiters that fit.
@@ -1105,8 +1120,17 @@ impl Core {
             return;
         }
         self.active_body_bytes -= freed;
+        self.admit_waiting();
+    }
+
+    /// Admits waiting bodies, oldest first, while they fit the budget (a body is always admitted
+    /// when nothing else is in flight) and their ticket is within the lead of the oldest waiting
+    /// on any core (`crate::order`). Blocked by order alone, it looks again in
+    /// [`ORDER_RECHECK`]: the cores behind move on by themselves.
+    fn admit_waiting(&mut self) {
         let budget = self.cfg.max_active_body_bytes_per_core;
-        while let Some(&(next, gen)) = self.admission.front() {
+        let mut blocked_by_order = false;
+        while let Some(&(next, gen, ticket)) = self.admission.front() {
             let next = next as usize;
             let len = match self.slots[next].conn.as_ref() {
                 Some(c) if c.gen == gen && c.queued && c.phase == Phase::Writing => {
@@ -1117,10 +1141,16 @@ impl Core {
                     continue;
                 }
             };
-            if self.active_body_bytes > 0 && self.active_body_bytes + len > budget {
-                return;
+            let active = self.active_body_bytes;
+            if budget > 0 && active > 0 && active + len > budget {
+                break;
+            }
+            if !self.tickets.may_admit(ticket) {
+                blocked_by_order = true;
+                break;
             }
             self.admission.pop_front();
+            self.publish_head();
             let deadline = self.now + self.cfg.send_stall_timeout;
             let c = self.conn(next);
             c.queued = false;
@@ -1130,6 +1160,20 @@ impl Core {
             self.continue_write(next);
             self.maybe_free(next);
         }
+        self.publish_head();
+        if blocked_by_order && !self.recheck_armed {
+            let e = opcode::Timeout::new(&*self.recheck_timespec as *const types::Timespec)
+                .build()
+                .user_data(ud(K_RECHECK, 0, 0));
+            self.recheck_armed = true;
+            self.push(e);
+        }
+    }
+
+    /// Tells the other cores which ticket waits longest here.
+    fn publish_head(&self) {
+        self.tickets
+            .publish(self.index, self.admission.front().map(|&(_, _, t)| t));
     }
 
     fn continue_write(&mut self, slot: usize) {
@@ -1348,6 +1392,7 @@ impl Core {
         let s = &mut self.slots[slot];
         let c = s.conn.take().expect("checked");
         let proto = c.proto;
+        let was_queued = c.queued;
         self.rbuf_pool.push(c.rbuf);
         let mut out = c.out;
         if out.capacity() > 64 * 1024 {
@@ -1360,6 +1405,10 @@ impl Core {
         self.live -= 1;
         self.metrics().connections_open[proto as usize]
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if was_queued {
+            // Its entry may head the queue, holding other cores back: clear it now.
+            self.admit_waiting();
+        }
     }
 
     // ---------------------------------------------------------------- edge

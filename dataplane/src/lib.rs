@@ -5,6 +5,7 @@
 //!   SO_REUSEPORT listeners and its own connections; Vortex and HTTP on every core.
 //! - [`edge`]: the one bounded, one-way channel by which the control side tells cores about
 //!   tasks and pieces.
+//! - [`order`]: the server-wide first-come-first-served order of response bodies.
 //! - [`metrics`]: per-core counters rendered at `/metrics`; health for `/healthz`.
 //! - [`sys`]: start-up facts (memlock, io_uring, CPUs, listeners) with operator-facing errors.
 //!
@@ -15,6 +16,7 @@ pub mod core;
 pub mod edge;
 pub mod feeder;
 pub mod metrics;
+pub mod order;
 pub mod server;
 pub mod store;
 pub mod sys;

@@ -14,6 +14,7 @@ use crate::config::ServeConfig;
 use crate::core::{Core, CoreSetup};
 use crate::edge::{edge, EdgeMsg, EdgeSender};
 use crate::metrics::{Health, Shared};
+use crate::order::Tickets;
 use crate::store::Task;
 use crate::sys::{self, ListenOpts};
 
@@ -63,6 +64,7 @@ impl Server {
         ));
         let (edge_tx, edge_rxs) = edge(cfg.cores.len(), cfg.edge_queue_depth)
             .map_err(|e| format!("cannot create the edge eventfds: {e}"))?;
+        let tickets = Arc::new(Tickets::new(cfg.cores.len(), cfg.admission_order));
         let cfg = Arc::new(cfg);
         let (ready_tx, ready_rx) = mpsc::channel::<(usize, Result<(), String>)>();
         let mut threads = Vec::with_capacity(cfg.cores.len());
@@ -76,6 +78,7 @@ impl Server {
                 edge: edge_rx,
                 listeners: ls,
                 tasks: tasks.clone(),
+                tickets: tickets.clone(),
             };
             let ready = ready_tx.clone();
             let health = shared.clone();
