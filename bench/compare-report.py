@@ -53,11 +53,17 @@ def hawker_memlock_line(path):
 
 
 def label(run):
+    """A row's name. Variants say what differs: `host cc` (hawker's sockets on the host's own
+    congestion control, named) and `host cubic` (nginx with the host's default set to cubic)."""
+    variant = run.get("variant") or ""
+    if variant == "host cc":
+        variant = f"host cc ({run.get('host_cc', '?')})"
+    suffix = f" · {variant}" if variant else ""
     if run["server"] == "hawker":
-        return f"hawker {run['mode']} · {run['proto']}"
+        return f"hawker {run['mode']} · {run['proto']}{suffix}"
     if run["server"] == "nginx":
-        return "nginx · http range"
-    return f"{run['server']} · {run['proto']}"
+        return f"nginx · http range{suffix}"
+    return f"{run['server']} · {run['proto']}{suffix}"
 
 
 def figures(res_dir, run):
@@ -92,6 +98,8 @@ def figures(res_dir, run):
         "rss_anon_bytes": rss["rss_anon_max_kib"] * 1024 if "rss_anon_max_kib" in rss else None,
         "rss_file_bytes": rss["rss_file_max_kib"] * 1024 if "rss_file_max_kib" in rss else None,
         "load": run.get("loadavg_before", ""),
+        "folios": run.get("large_folio_share"),
+        "host_cc": run.get("host_cc", "?"),
         "name": run["name"],
     }
 
@@ -175,7 +183,12 @@ def main():
       "(Dragonfly's piece length below 2 GB), deterministic pseudo-random bytes, imported with "
       "`hawker import --url` (so the task id is the one dfget would compute for that URL). nginx serves "
       "hard links of hawker's own content files, named by task id: the same inode, hence the same "
-      "page-cache pages. The page cache is warmed with `cat > /dev/null` before every run.")
+      "page-cache pages. Before every run each content file's pages are dropped (`POSIX_FADV_DONTNEED`) "
+      "and read again with `cat`, so every server starts from the page cache a file read from disk "
+      "has; the **large folios** column is the share of the content's resident pages held in large "
+      "folios at the start of the run (`bench/pagecache.py`): sendfile walks the page cache folio by "
+      "folio, so 4 KiB pages cost every sendfile server several times the CPU of large folios "
+      "(`docs/decisions/0003`).")
     w("- **Client**: the same `dp-bench` release build for every server, the same task list "
       "(`tasks.txt`, with the store's piece digests), so every piece from every server is verified "
       "(length and crc32); uniform piece choice, seed 1, closed loop, one request in flight per connection.")
@@ -204,10 +217,16 @@ def main():
       "(`pageCacheIdleTimeout` 40 min → 24 h) or the task (`taskTTL` 6 h → 24 h, disk thresholds "
       "80/60 % → 99/98 %); the gRPC request limits (`upload.server.requestRateLimit` 400/s, "
       "`server.adaptiveRateLimit`) are not on the TCP path and stay at their defaults. Its content "
-      "files are warmed with `cat` before every run like hawker's. dfdaemon keeps its storage only "
+      "files are dropped and re-read before every run like hawker's. dfdaemon keeps its storage only "
       "while it runs (`storage.keep: false`) and cannot start without a scheduler, so it is **not "
       "restarted** between runs: its VmHWM is the peak since start, seeding included; RssAnon/RssFile "
       "are sampled per run.")
+    w("- **Congestion control**: hawker sets its sockets' (`--tcp-congestion`, default cubic where the "
+      "kernel has it; `docs/decisions/0003`); nginx and dfdaemon use the host's default (the **host cc** "
+      "column). Two rows keep that honest: **hawker auto · vortex · host cc (…)** runs hawker with "
+      "`--tcp-congestion host`, on the host's default like its peers, and **nginx · http range · host "
+      "cubic** runs nginx with the host's default set to cubic for that run (root only; restored after). "
+      "Both count: the cubic nginx row is a peer for \"× best peer\".")
     w("- **Server CPU s/GB** and **client CPU s/GB**: user+sys seconds over the run per 10^9 content bytes "
       "(from `/proc/PID/stat` and `getrusage`). On loopback the client and the server share the two "
       "cores, so throughput partly measures who leaves more CPU to the other side: compare CPU per GB.")
@@ -245,15 +264,15 @@ def main():
         ng_cpu = ng["server_cpu_per_gb"] if ng else None
         w(f"## Concurrency {c}")
         w("")
-        w("| server | GB/s | × best peer | p50 ms | p99 ms | max ms | p99/ideal | errors | server CPU s/GB | CPU × nginx | client CPU s/GB | VmHWM MiB | RssAnon MiB | RssFile MiB | load before |")
-        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        w("| server | GB/s | × best peer | p50 ms | p99 ms | max ms | p99/ideal | errors | server CPU s/GB | CPU × nginx | client CPU s/GB | VmHWM MiB | RssAnon MiB | RssFile MiB | host cc | large folios | load before |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for lb in order:
             if (c, lb) not in cells:
                 continue
             med, rng, errs = pick((c, lb))
             if med is None:
                 rcs = ",".join(str(f.get("rc")) for _, f in cells[(c, lb)])
-                w(f"| {lb} | no result (dp-bench exit {rcs}) |" + " |" * 14)
+                w(f"| {lb} | no result (dp-bench exit {rcs}) |" + " |" * 16)
                 continue
             g = fmt(med["gbps"], 3)
             if rng:
@@ -266,7 +285,8 @@ def main():
               f"{fmt(cpu_ratio, 2)} | {fmt(med['client_cpu_per_gb'], 3)} | "
               f"{fmt(med['vmhwm_bytes'] / MIB if med['vmhwm_bytes'] else None, 1)} | "
               f"{fmt(med['rss_anon_bytes'] / MIB if med['rss_anon_bytes'] is not None else None, 1)} | "
-              f"{fmt(med['rss_file_bytes'] / MIB if med['rss_file_bytes'] is not None else None, 1)} | {med['load']} |")
+              f"{fmt(med['rss_file_bytes'] / MIB if med['rss_file_bytes'] is not None else None, 1)} | "
+              f"{med['host_cc']} | {fmt(med['folios'], 2)} | {med['load']} |")
         w("")
 
     # ---- targets at the highest concurrency ------------------------------------------------
