@@ -85,6 +85,9 @@ struct ServeArgs {
     /// Body bytes per send operation: the unit of round-robin between connections.
     #[arg(long, default_value_t = 256 * 1024)]
     send_chunk_bytes: u32,
+    /// Body bytes per sendfile(2) call in the sendfile and auto modes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    sendfile_chunk_bytes: u32,
     /// Zero-copy bytes in flight per core wanted; bounded by RLIMIT_MEMLOCK at start-up.
     #[arg(long, default_value_t = 64 << 20)]
     zerocopy_inflight_bytes: u64,
@@ -117,10 +120,10 @@ struct ServeArgs {
     /// SO_SNDBUF for accepted sockets (default: the kernel's autotuning).
     #[arg(long)]
     socket_send_buffer_bytes: Option<u32>,
-    /// TCP_NOTSENT_LOWAT for accepted sockets: unsent bytes a connection may queue in the kernel
-    /// (default: the host's net.ipv4.tcp_notsent_lowat).
-    #[arg(long)]
-    tcp_notsent_lowat_bytes: Option<u32>,
+    /// TCP_NOTSENT_LOWAT for accepted sockets: unsent bytes a connection may queue in the
+    /// kernel (0: the host's net.ipv4.tcp_notsent_lowat).
+    #[arg(long, default_value_t = 2 << 20)]
+    tcp_notsent_lowat_bytes: u32,
     /// TCP congestion control for accepted sockets, from
     /// net.ipv4.tcp_available_congestion_control, or `host` for the host's default. Default:
     /// cubic where the kernel has it (BBR paces hawker's one-piece bursts too slowly; see
@@ -257,6 +260,8 @@ fn apply_file(
         http_listen,
         max_connections_per_core,
         send_chunk_bytes,
+        sendfile_chunk_bytes,
+        tcp_notsent_lowat_bytes,
         zerocopy_inflight_bytes,
         idle_timeout_ms,
         request_timeout_ms,
@@ -278,7 +283,6 @@ fn apply_file(
         tcp_max_segment,
         advertise_addr,
         socket_send_buffer_bytes,
-        tcp_notsent_lowat_bytes,
         tcp_congestion,
         max_active_body_bytes_per_core
     );
@@ -396,6 +400,7 @@ fn serve(mut a: ServeArgs, m: &ArgMatches) -> Result<()> {
     cfg.send_mode = a.send_mode;
     cfg.max_connections_per_core = a.max_connections_per_core;
     cfg.send_chunk_bytes = a.send_chunk_bytes;
+    cfg.sendfile_chunk_bytes = a.sendfile_chunk_bytes;
     cfg.idle_timeout = Duration::from_millis(a.idle_timeout_ms);
     cfg.request_timeout = Duration::from_millis(a.request_timeout_ms);
     cfg.send_stall_timeout = Duration::from_millis(a.send_stall_timeout_ms);

@@ -331,6 +331,8 @@ pub struct ServeFileConfig {
     pub max_connections_per_core: Option<u32>,
     /// `--send-chunk-bytes`.
     pub send_chunk_bytes: Option<u32>,
+    /// `--sendfile-chunk-bytes`.
+    pub sendfile_chunk_bytes: Option<u32>,
     /// `--zerocopy-inflight-bytes`.
     pub zerocopy_inflight_bytes: Option<u64>,
     /// `--idle-timeout-ms`.

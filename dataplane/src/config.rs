@@ -63,6 +63,10 @@ pub struct ServeConfig {
     /// Body bytes handed to the kernel per send operation: the unit of round-robin between
     /// connections, so a fast reader cannot starve the others.
     pub send_chunk_bytes: u32,
+    /// Body bytes per sendfile(2) call (`sendfile` and `auto` modes): larger than
+    /// `send_chunk_bytes` because a sendfile chunk costs a poll and a syscall, and pins no
+    /// memory (a zero-copy chunk is charged to RLIMIT_MEMLOCK until its notification).
+    pub sendfile_chunk_bytes: u32,
     /// Zero-copy bytes in flight (sent, not yet notified) per core; derived from RLIMIT_MEMLOCK
     /// at start-up by [`crate::sys::raise_memlock`]. 0 disables zero copy.
     pub zerocopy_inflight_bytes_per_core: u64,
@@ -94,9 +98,12 @@ pub struct ServeConfig {
     /// buffer keeps the bytes queued per connection small, so the core's round-robin, not the
     /// kernel's memory pressure, decides who is served next.
     pub socket_send_buffer_bytes: Option<u32>,
-    /// TCP_NOTSENT_LOWAT of accepted sockets: the most bytes a connection keeps queued but not
-    /// yet sent; None leaves the kernel's (`net.ipv4.tcp_notsent_lowat`, unbounded by default).
-    pub tcp_notsent_lowat_bytes: Option<u32>,
+    /// TCP_NOTSENT_LOWAT of accepted sockets: the most bytes a connection keeps queued in the
+    /// kernel but not yet sent (0: the host's `net.ipv4.tcp_notsent_lowat`, unbounded by
+    /// default). A response's admission ends when its last byte is handed to the kernel; with
+    /// this bound that byte is close to the wire, not behind megabytes in a send buffer, so
+    /// first come first served holds down to the socket (docs/decisions/0003).
+    pub tcp_notsent_lowat_bytes: u32,
     /// TCP_CONGESTION of accepted sockets; None keeps the host's default
     /// (`net.ipv4.tcp_congestion_control`). Checked against the kernel at start-up. Default:
     /// [`DEFAULT_TCP_CONGESTION`] where the kernel has it (see docs/decisions/0003).
@@ -122,6 +129,7 @@ impl ServeConfig {
             send_mode: SendMode::Auto,
             max_connections_per_core: 4096,
             send_chunk_bytes: 256 * 1024,
+            sendfile_chunk_bytes: 1024 * 1024,
             zerocopy_inflight_bytes_per_core: 0,
             max_request_head_bytes: hawker_shared::http::MAX_REQUEST_HEAD_BYTES,
             idle_timeout: Duration::from_secs(60),
@@ -135,7 +143,7 @@ impl ServeConfig {
             tcp_max_segment: None,
             listen_backlog: 4096,
             socket_send_buffer_bytes: None,
-            tcp_notsent_lowat_bytes: None,
+            tcp_notsent_lowat_bytes: 2 << 20,
             tcp_congestion: default_tcp_congestion(),
             max_active_body_bytes_per_core: 64 << 20,
             admission_timeout: Duration::from_secs(60),
@@ -153,6 +161,9 @@ impl ServeConfig {
         }
         if !(4096..=64 << 20).contains(&self.send_chunk_bytes) {
             return Err("--send-chunk-bytes must be in 4096..=67108864".into());
+        }
+        if !(4096..=64 << 20).contains(&self.sendfile_chunk_bytes) {
+            return Err("--sendfile-chunk-bytes must be in 4096..=67108864".into());
         }
         let head_max = hawker_shared::http::MAX_REQUEST_HEAD_BYTES;
         if self.max_request_head_bytes < 512 || self.max_request_head_bytes > head_max {

@@ -16,7 +16,8 @@
 //!   notifications still owed by the kernel (`Conn::zc_reserved`). Its slot, buffers and the
 //!   `Arc<Task>` of the piece it sends are released only when both are zero, so the kernel never
 //!   reads memory we have let go.
-//! - A response body is sent in chunks of at most `send_chunk_bytes`; each chunk's completion
+//! - A response body is sent in chunks of at most `send_chunk_bytes` (`sendfile_chunk_bytes` per
+//!   sendfile); each chunk's completion
 //!   goes through the completion queue before the next chunk is issued, so connections take
 //!   turns (round-robin) instead of one fast reader draining the core.
 //! - Nothing on this path takes a lock or allocates per piece: buffers are per connection slot
@@ -1280,7 +1281,7 @@ impl Core {
     }
 
     fn on_writable(&mut self, slot: usize) {
-        let chunk_max = u64::from(self.cfg.send_chunk_bytes);
+        let chunk_max = u64::from(self.cfg.sendfile_chunk_bytes);
         let m = &self.shared.cores[self.index];
         let c = self.slots[slot].conn.as_mut().expect("live");
         if c.out_pos < c.out.len() || c.strategy != Strategy::Sendfile {

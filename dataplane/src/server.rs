@@ -34,7 +34,8 @@ impl Server {
         let opts = |flag_name| ListenOpts {
             freebind: cfg.freebind,
             tcp_max_segment: cfg.tcp_max_segment,
-            tcp_notsent_lowat_bytes: cfg.tcp_notsent_lowat_bytes,
+            tcp_notsent_lowat_bytes: (cfg.tcp_notsent_lowat_bytes > 0)
+                .then_some(cfg.tcp_notsent_lowat_bytes),
             tcp_congestion: cfg.tcp_congestion.as_deref(),
             backlog: cfg.listen_backlog,
             flag_name,
