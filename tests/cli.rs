@@ -213,26 +213,34 @@ fn sigterm_drains_healthz_then_finishes_in_flight_pieces_and_exits_zero() {
     assert!(status.success(), "exit status {status}");
 }
 
-#[test]
-fn start_up_errors_say_what_to_do() {
-    let tmp = tempfile::tempdir().unwrap();
-    // Port in use.
-    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+/// Runs `hawker serve` on loopback ports with `data_dir` and `extra` flags, expecting it to fail
+/// at start-up; returns what it printed on stderr.
+fn serve_start_up_error(data_dir: &std::path::Path, vortex: &str, extra: &[&str]) -> String {
     let out = Command::new(HAWKER)
         .args(["serve", "--data-dir"])
-        .arg(tmp.path().join("d"))
+        .arg(data_dir)
         .args([
             "--vortex-listen",
-            &busy.local_addr().unwrap().to_string(),
+            vortex,
             "--http-listen",
             "127.0.0.1:0",
             "--cores",
             "0",
         ])
+        .args(extra)
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn start_up_errors_say_what_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Port in use.
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = busy.local_addr().unwrap().to_string();
+    let err = serve_start_up_error(&tmp.path().join("d"), &busy, &[]);
     assert!(
         err.contains("already in use") && err.contains("--vortex-listen"),
         "{err}"
@@ -240,44 +248,17 @@ fn start_up_errors_say_what_to_do() {
     // A data dir that cannot be created.
     let blocker = tmp.path().join("file");
     std::fs::write(&blocker, b"x").unwrap();
-    let out = Command::new(HAWKER)
-        .args(["serve", "--data-dir"])
-        .arg(blocker.join("sub"))
-        .args([
-            "--vortex-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--cores",
-            "0",
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = serve_start_up_error(&blocker.join("sub"), "127.0.0.1:0", &[]);
     assert!(
         err.contains("data dir") || err.contains("data directory"),
         "{err}"
     );
     // A congestion control this kernel does not have.
-    let out = Command::new(HAWKER)
-        .args(["serve", "--data-dir"])
-        .arg(tmp.path().join("d2"))
-        .args([
-            "--vortex-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--cores",
-            "0",
-            "--no-control-plane",
-            "--tcp-congestion",
-            "no-such-cc",
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = serve_start_up_error(
+        &tmp.path().join("d2"),
+        "127.0.0.1:0",
+        &["--no-control-plane", "--tcp-congestion", "no-such-cc"],
+    );
     assert!(
         err.contains("--tcp-congestion") && err.contains("available here"),
         "{err}"
