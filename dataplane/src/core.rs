@@ -16,10 +16,11 @@
 //!   notifications still owed by the kernel (`Conn::zc_reserved`). Its slot, buffers and the
 //!   `Arc<Task>` of the piece it sends are released only when both are zero, so the kernel never
 //!   reads memory we have let go.
-//! - A response body is sent in chunks of at most `send_chunk_bytes` (`sendfile_chunk_bytes` per
-//!   sendfile); each chunk's completion
-//!   goes through the completion queue before the next chunk is issued, so connections take
-//!   turns (round-robin) instead of one fast reader draining the core.
+//! - A response body waits for its turn (FIFO across all cores, `crate::order`, under the core's
+//!   byte budget), then goes out in chunks of at most `send_chunk_bytes` (`sendfile_chunk_bytes`
+//!   per sendfile); each chunk's completion goes through the completion queue before the next
+//!   chunk is issued, so admitted connections take turns instead of one fast reader draining
+//!   the core.
 //! - Nothing on this path takes a lock or allocates per piece: buffers are per connection slot
 //!   and pooled; the piece body is a slice of the task's read-only mapping.
 //! - Untrusted bytes only reach the sans-IO decoders of `hawker-shared`, which bound every
