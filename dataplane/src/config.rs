@@ -201,14 +201,21 @@ impl ServeConfig {
 /// estimate from earlier bursts (docs/decisions/0003 has the measurements).
 pub const DEFAULT_TCP_CONGESTION: &str = "cubic";
 
-/// [`DEFAULT_TCP_CONGESTION`] if this kernel offers it, else None (the host's default).
+/// [`DEFAULT_TCP_CONGESTION`] if this kernel offers it to this process, else None (the host's
+/// default). Without root a process may only pick from `tcp_allowed_congestion_control`, so a
+/// default it may not set falls back to the host's instead of failing the start.
 pub fn default_tcp_congestion() -> Option<String> {
-    let available = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control")
-        .unwrap_or_default();
-    available
-        .split_whitespace()
-        .any(|a| a == DEFAULT_TCP_CONGESTION)
-        .then(|| DEFAULT_TCP_CONGESTION.to_string())
+    let listed = |file: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/{file}"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .any(|a| a == DEFAULT_TCP_CONGESTION)
+    };
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    (listed("tcp_available_congestion_control")
+        && (root || listed("tcp_allowed_congestion_control")))
+    .then(|| DEFAULT_TCP_CONGESTION.to_string())
 }
 
 /// The host's default congestion control (`net.ipv4.tcp_congestion_control`), for logs.
