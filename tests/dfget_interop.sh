@@ -36,7 +36,7 @@ if [[ -z $bin && -x $cache/bin/dfget && -x $cache/bin/dfdaemon ]]; then
   bin=$(bash "$repo/../shared/tools/install-dfget.sh" 1.5.10)
 fi
 if [[ -z $bin || ! -x $bin/dfget || ! -x $bin/dfdaemon ]]; then
-  echo "SKIPPED: dfget/dfdaemon 1.5.10 not installed (run ../shared/tools/install-dfget.sh)"
+  echo "SKIPPED: dfget/dfdaemon 1.5.10 not installed (apt-get install libclang-dev, then run ../shared/tools/install-dfget.sh: rocksdb's bindgen needs libclang)"
   exit 0
 fi
 [[ -x $hawker ]] || { echo "FAIL: $hawker is not built (cargo build -p hawker)"; exit 1; }
