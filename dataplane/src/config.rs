@@ -205,9 +205,8 @@ pub const DEFAULT_TCP_CONGESTION: &str = "cubic";
 /// default). Without root a process may only pick from `tcp_allowed_congestion_control`, so a
 /// default it may not set falls back to the host's instead of failing the start.
 pub fn default_tcp_congestion() -> Option<String> {
-    let listed = |file: &str| {
-        std::fs::read_to_string(format!("/proc/sys/net/ipv4/{file}"))
-            .unwrap_or_default()
+    let listed = |name: &str| {
+        ipv4_sysctl(name)
             .split_whitespace()
             .any(|a| a == DEFAULT_TCP_CONGESTION)
     };
@@ -218,11 +217,21 @@ pub fn default_tcp_congestion() -> Option<String> {
     .then(|| DEFAULT_TCP_CONGESTION.to_string())
 }
 
+/// `net.ipv4.NAME` as the kernel shows it, trimmed; empty when it cannot be read.
+pub fn ipv4_sysctl(name: &str) -> String {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// The host's default congestion control (`net.ipv4.tcp_congestion_control`), for logs.
 pub fn host_tcp_congestion() -> String {
-    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
+    let cc = ipv4_sysctl("tcp_congestion_control");
+    if cc.is_empty() {
+        "unknown".into()
+    } else {
+        cc
+    }
 }
 
 /// The default admission budget per core: an eighth of the kernel's TCP memory-pressure
@@ -231,9 +240,10 @@ pub fn host_tcp_congestion() -> String {
 /// overhead), and other sockets share the pool, so this keeps a busy seed well clear of the
 /// threshold, past which the kernel prunes receive queues and drops packets.
 pub fn admission_budget_bytes(cores: usize) -> u64 {
-    let pages = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_mem")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+    let pages = ipv4_sysctl("tcp_mem")
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse::<u64>().ok())
         .unwrap_or(0);
     let budget = if pages == 0 {
         64 << 20

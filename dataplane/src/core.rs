@@ -1156,7 +1156,6 @@ impl Core {
                 break;
             }
             self.admission.pop_front();
-            self.publish_head();
             let deadline = self.now + self.cfg.send_stall_timeout;
             let c = self.conn(next);
             c.queued = false;

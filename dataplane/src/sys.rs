@@ -219,15 +219,13 @@ struct CongestionError(String, io::Error);
 
 impl std::fmt::Display for CongestionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let available =
-            std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control")
-                .unwrap_or_default();
+        let available = crate::config::ipv4_sysctl("tcp_available_congestion_control");
         write!(
             f,
             "--tcp-congestion {:?} refused by the kernel ({}); available here: {}{}",
             self.0,
             self.1,
-            available.trim(),
+            available,
             if self.1.raw_os_error() == Some(libc::ENOENT) {
                 " (load its module, e.g. `modprobe tcp_bbr`, or choose one of these)"
             } else {
